@@ -1,0 +1,177 @@
+"""BatchSampler: batches as random walks with restart on a proximity graph."""
+from __future__ import annotations
+
+from typing import Any
+
+import dgl
+import torch
+
+from .._checks import check_int
+from ..knn import knn_graph
+from ..proximity import DEFAULT_MEMORY_BUDGET, proximity_graph
+from ..schedules import ConstantSchedule, Schedule, as_schedule, evaluate
+from ..walks import STRATEGIES, GraphWalker
+from .embedding import EmbeddingBatchSampler
+
+GRAPHS = ("proximity", "knn")
+
+
+class WalkBatchSampler(EmbeddingBatchSampler):
+    """The paper's BatchSampler: each batch is the first ``B * num_replicas`` distinct
+    nodes of a walk from a random seed on a graph of the instances.
+
+    Every ``refresh_every`` steps the training loop hands the sampler fresh
+    embeddings (:meth:`set_embeddings`), from which it builds the proximity graph
+    (``M`` random candidates per node, ``K`` kept), or the exact kNN graph for the
+    Table 7 ablation. A graph can also be given directly (:meth:`set_graph`).
+
+    Parameters
+    ----------
+    num_instances, batch_size : int
+        ``N`` and ``B`` (per replica).
+    num_candidates : int
+        ``M`` (paper: 500 for small datasets, 1000 for large); clipped to ``N - 1``.
+    num_neighbors : int
+        ``K`` (paper: 100), ``K <= M`` and ``K <= N - 1``.
+    restart_prob : float or callable
+        ``alpha``: a constant, or a schedule of training progress such as
+        ``LinearSchedule(0.2, 0.05)`` (the paper's default); read when a chunk of
+        batches is drawn. A schedule other than a constant needs ``total_steps``.
+    strategy : {"rwr", "rw", "bfs", "dfs"}
+        The walk (paper Table 6); see :mod:`dglbs.walks`.
+    graph : {"proximity", "knn"}
+        Graph built by :meth:`set_embeddings`.
+    total_steps : int, optional
+        Training steps the schedule spans (the Trainer sets it).
+    memory_budget : int
+        Scratch bytes for graph construction.
+    **kwargs
+        ``refresh_every``, ``normalize``, ``chunk_size`` (see
+        :class:`EmbeddingBatchSampler`) and ``drop_last``, ``seed``,
+        ``num_replicas``, ``rank`` (see :class:`ContrastiveBatchSampler`).
+    """
+
+    def __init__(
+        self,
+        num_instances: int,
+        batch_size: int,
+        *,
+        num_candidates: int = 1000,
+        num_neighbors: int = 100,
+        restart_prob: float | Schedule = 0.2,
+        strategy: str = "rwr",
+        graph: str = "proximity",
+        total_steps: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_instances, batch_size, **kwargs)
+        if self.num_instances < 2:
+            raise ValueError(f"a walk sampler needs at least 2 instances, got {self.num_instances}")
+        self.num_candidates = check_int("num_candidates (M)", num_candidates, low=1)
+        self.num_neighbors = check_int(
+            "num_neighbors (K)", num_neighbors, low=1, high=self.num_instances - 1
+        )
+        if self.num_neighbors > self.num_candidates:
+            raise ValueError(
+                f"num_neighbors (K={self.num_neighbors}) must not exceed num_candidates "
+                f"(M={self.num_candidates})"
+            )
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if graph not in GRAPHS:
+            raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
+        self.strategy = strategy
+        self.graph_kind = graph
+        self.restart_prob = as_schedule(restart_prob)
+        self.total_steps = None if total_steps is None else check_int("total_steps", total_steps, low=1)
+        self.memory_budget = check_int("memory_budget", memory_budget, low=1)
+        self.walker: GraphWalker | None = None
+        self.graph_version = 0
+
+    @property
+    def graph(self) -> dgl.DGLGraph | None:
+        """The graph batches are walked on (None before the first refresh)."""
+        return None if self.walker is None else self.walker.graph
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Training steps the restart-probability schedule spans."""
+        self.total_steps = check_int("total_steps", total_steps, low=1)
+
+    @property
+    def current_restart_prob(self) -> float:
+        """``alpha`` at the current training step."""
+        schedule = self.restart_prob
+        if isinstance(schedule, ConstantSchedule):
+            return evaluate(schedule, 0.0)
+        if self.total_steps is None:
+            raise RuntimeError(
+                f"restart_prob schedule {schedule!r} needs the training length: pass "
+                "total_steps= or call set_total_steps(n) (the Trainer does)"
+            )
+        return evaluate(schedule, min(1.0, self.global_step / self.total_steps))
+
+    def _build(self, embeddings: torch.Tensor) -> None:
+        if self.graph_kind == "knn":
+            graph = knn_graph(embeddings, self.num_neighbors, memory_budget=self.memory_budget)
+        else:
+            # One candidate stream per refresh, reproducible from the seed (a tuple of
+            # ints hashes the same in every process).
+            generator = torch.Generator().manual_seed(
+                hash((self.seed, self.graph_version)) & 0x7FFF_FFFF_FFFF_FFFF
+            )
+            graph = proximity_graph(
+                embeddings, self.num_candidates, self.num_neighbors,
+                generator=generator, memory_budget=self.memory_budget,
+            )
+        self._use_graph(graph)
+
+    def set_graph(self, graph: dgl.DGLGraph) -> None:
+        """Walk on a given graph from now on (counts as a refresh).
+
+        Parameters
+        ----------
+        graph : DGLGraph
+            Homogeneous CPU graph with ``N`` nodes; walks follow out-edges.
+        """
+        walker = GraphWalker(graph)
+        if walker.num_nodes != self.num_instances:
+            raise ValueError(
+                f"graph has {walker.num_nodes} nodes but the dataset has "
+                f"{self.num_instances} instances"
+            )
+        self._use_graph(graph)
+        self._mark_refreshed()
+
+    def _use_graph(self, graph: dgl.DGLGraph) -> None:
+        self.walker = GraphWalker(graph)
+        self.graph_version += 1
+
+    def _chunk_parameter(self) -> float:
+        return self.current_restart_prob
+
+    def _batches(self, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
+        return self.walker.batches(
+            seeds, self.global_batch_size, strategy=self.strategy,
+            restart_prob=parameter, generator=generator,
+        )
+
+    def _search_state(self) -> dict[str, Any]:
+        indptr, indices, _ = self.graph.adj_tensors("csr")
+        return {"indptr": indptr, "indices": indices, "graph_version": self.graph_version}
+
+    def _restore_search(self, state: dict[str, Any]) -> None:
+        indptr, indices = state["indptr"], state["indices"]
+        graph = dgl.graph(
+            ("csr", (indptr, indices, torch.empty(0, dtype=indices.dtype))),
+            num_nodes=self.num_instances, idtype=indices.dtype,
+        )
+        self._use_graph(graph)
+        self.graph_version = state["graph_version"]
+
+    def _describe(self) -> str:
+        return (
+            f"{super()._describe()}, num_candidates={self.num_candidates}, "
+            f"num_neighbors={self.num_neighbors}, restart_prob={self.restart_prob!r}, "
+            f"strategy={self.strategy!r}, graph={self.graph_kind!r}"
+        )

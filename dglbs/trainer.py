@@ -1,0 +1,302 @@
+"""The shared, modality-free contrastive training loop (paper Algorithm 1)."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .bank import EmbeddingBank
+from .diagnostics import false_negative_rate, pairwise_cosine
+from .method import ContrastiveMethod
+from .samplers import ContrastiveBatchSampler, EmbeddingBatchSampler
+
+REFRESH_SOURCES = ("encode", "bank")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors and DGL graphs, also inside tuples, lists and dicts, to ``device``."""
+    if hasattr(batch, "to") and callable(batch.to):
+        return batch.to(device)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    return batch
+
+
+def _bank_rows(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """What the embedding bank keeps of a step's two views: their normalised sum."""
+    return F.normalize(z1 + z2, dim=1)
+
+
+class Trainer:
+    """Train a :class:`~dglbs.method.ContrastiveMethod` with any dglbs batch sampler.
+
+    Each step draws a batch of indices from ``sampler``, collates
+    ``dataset[i]`` for them, computes the method's two views and the loss, and
+    updates the parameters. Samplers that need embeddings (kNN, walk) are
+    refreshed before training and then every ``sampler.refresh_every`` steps, from
+    a full encode pass of ``method.embed`` (``refresh="encode"``, the paper) or from
+    an :class:`~dglbs.bank.EmbeddingBank` of the projections ``z1 + z2`` the training
+    steps already computed (``refresh="bank"``, no extra encoder cost; the bank is
+    filled once, before training, by a pass of the method's views).
+
+    Parameters
+    ----------
+    method : ContrastiveMethod
+        Encoder, views and head.
+    loss : nn.Module
+        ``loss(z1, z2)`` -> scalar, e.g. :class:`~dglbs.losses.InfoNCELoss`.
+    sampler : ContrastiveBatchSampler
+        Over ``len(dataset)`` instances.
+    dataset : Sequence
+        ``dataset[i]`` is one instance; ``collate_fn`` turns a list of them into
+        the batch the method takes.
+    collate_fn : callable
+    optimizer : torch.optim.Optimizer, optional
+        Default: Adam over ``method.parameters()`` with ``lr``.
+    lr : float
+    device : str or torch.device
+    refresh : {"encode", "bank"}
+    encode_batch_size : int
+        Batch size of encode passes.
+    labels : Tensor of shape (N,), optional
+        Class labels, only for the false-negative-rate diagnostic.
+    checkpoint_path : str or Path, optional
+        Where to save checkpoints: at the end of every epoch and every
+        ``checkpoint_every`` steps. Written atomically.
+    checkpoint_every : int, optional
+    progress : bool
+        Show a progress bar.
+    """
+
+    def __init__(
+        self,
+        method: ContrastiveMethod,
+        loss: nn.Module,
+        sampler: ContrastiveBatchSampler,
+        dataset: Sequence,
+        *,
+        collate_fn: Callable[[list[Any]], Any],
+        optimizer: torch.optim.Optimizer | None = None,
+        lr: float = 1e-3,
+        device: str | torch.device = "cpu",
+        refresh: str = "encode",
+        encode_batch_size: int = 256,
+        labels: torch.Tensor | None = None,
+        checkpoint_path: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(sampler, ContrastiveBatchSampler):
+            raise TypeError(f"sampler must be a dglbs ContrastiveBatchSampler, got {type(sampler).__name__}")
+        if sampler.num_instances != len(dataset):
+            raise ValueError(
+                f"sampler is over {sampler.num_instances} instances but the dataset has {len(dataset)}"
+            )
+        if refresh not in REFRESH_SOURCES:
+            raise ValueError(f"refresh must be one of {REFRESH_SOURCES}, got {refresh!r}")
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.shape != (len(dataset),):
+                raise ValueError(f"labels must have shape ({len(dataset)},), got {tuple(labels.shape)}")
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        self.device = torch.device(device)
+        self.method = method.to(self.device)
+        self.loss = loss
+        self.sampler = sampler
+        self.dataset = dataset
+        self.collate_fn = collate_fn
+        self.optimizer = optimizer or torch.optim.Adam(method.parameters(), lr=lr)
+        self.refresh = refresh
+        self.encode_batch_size = encode_batch_size
+        self.labels = labels
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress
+        self.bank: EmbeddingBank | None = None
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self._refresh_seconds = 0.0
+        self._refreshes = 0
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return isinstance(self.sampler, EmbeddingBatchSampler)
+
+    def collate(self, indices: Sequence[int]) -> Any:
+        return to_device(self.collate_fn([self.dataset[i] for i in indices]), self.device)
+
+    @torch.no_grad()
+    def encode(self, dataset: Sequence | None = None, *, projections: bool = False) -> torch.Tensor:
+        """``method.embed`` of every instance, in order, in eval mode; with
+        ``projections``, the bank's quantity: normalised ``z1 + z2`` of the views.
+
+        Returns
+        -------
+        Tensor of shape (len(dataset), d) on the trainer's device.
+        """
+        dataset = self.dataset if dataset is None else dataset
+        was_training = self.method.training
+        self.method.eval()
+        try:
+            parts = []
+            for start in range(0, len(dataset), self.encode_batch_size):
+                indices = range(start, min(start + self.encode_batch_size, len(dataset)))
+                batch = to_device(self.collate_fn([dataset[i] for i in indices]), self.device)
+                parts.append(_bank_rows(*self.method(batch)) if projections else self.method.embed(batch))
+            return torch.cat(parts)
+        finally:
+            self.method.train(was_training)
+
+    def refresh_sampler(self) -> None:
+        """Hand the sampler fresh embeddings (paper: rebuild the proximity graph)."""
+        start = time.perf_counter()
+        if self.refresh == "bank":
+            if self.bank is None:
+                projections = self.encode(projections=True)
+                self.bank = EmbeddingBank(*projections.shape, device=self.device)
+                self.bank.update(torch.arange(len(projections)), projections)
+            embeddings = self.bank.embeddings
+        else:
+            embeddings = self.encode()
+        self.sampler.set_embeddings(embeddings)
+        self._refresh_seconds += time.perf_counter() - start
+        self._refreshes += 1
+
+    def fit(self, epochs: int, *, resume_from: str | Path | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs are done; returns one stats dict per epoch.
+
+        With ``resume_from`` (a checkpoint of this trainer's configuration),
+        training continues exactly where the checkpoint left off.
+        """
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        total_steps = epochs * len(self.sampler)
+        if hasattr(self.sampler, "set_total_steps"):
+            self.sampler.set_total_steps(total_steps)
+        if self.needs_embeddings and self.sampler.refresh_due:
+            self.refresh_sampler()
+        self.method.train()
+        while self.epoch < epochs:
+            self.sampler.set_epoch(self.epoch)
+            self.history.append(self._train_epoch(total_steps))
+            self.epoch += 1
+            self.save_checkpoint()
+        return self.history
+
+    def _train_epoch(self, total_steps: int) -> dict[str, Any]:
+        sampler = self.sampler
+        sampling_start, refresh_start, refreshes_start = (
+            sampler.sampling_seconds, self._refresh_seconds, self._refreshes,
+        )
+        losses, step_seconds, similarities, false_negatives = [], 0.0, [], []
+        bar = tqdm(total=len(sampler), initial=sampler.resume_position,
+                   desc=f"epoch {self.epoch}", disable=not self.progress, leave=False)
+        for indices in sampler:
+            start = time.perf_counter()
+            batch = self.collate(indices)
+            z1, z2 = self.method(batch)
+            loss = self.loss(z1, z2)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at epoch {self.epoch}, step {sampler.global_step}; "
+                    "lower the learning rate or check the inputs"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            sampler.step()
+            self.method.on_step_end(min(1.0, sampler.global_step / total_steps))
+            step_seconds += time.perf_counter() - start
+
+            losses.append(loss.item())
+            similarities.append(pairwise_cosine(z1).mean().item())
+            if self.labels is not None:
+                false_negatives.append(false_negative_rate(self.labels[indices]))
+            if self.bank is not None:
+                self.bank.update(indices, _bank_rows(z1.detach(), z2.detach()))
+            if self.needs_embeddings and sampler.refresh_due:
+                self.refresh_sampler()
+            if self.checkpoint_every and sampler.global_step % self.checkpoint_every == 0:
+                self.save_checkpoint()
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+
+        steps = max(1, len(losses))
+        cost_s = (sampler.sampling_seconds - sampling_start) / steps
+        cost_g = self._refresh_seconds - refresh_start
+        refreshes = self._refreshes - refreshes_start
+        cost_t = step_seconds / steps
+        stats = {
+            "epoch": self.epoch,
+            "steps": len(losses),
+            "loss": sum(losses) / steps,
+            "cost_s": cost_s,
+            "cost_t": cost_t,
+            "cost_g": cost_g / refreshes if refreshes else 0.0,
+            "cost_g_per_step": cost_g / steps,
+            "refreshes": refreshes,
+            "sampler_share": (cost_s + cost_g / steps) / cost_t if cost_t else math.nan,
+            "batch_similarity": sum(similarities) / steps,
+            "false_negative_rate": sum(false_negatives) / steps if false_negatives else math.nan,
+        }
+        if self.progress:
+            tqdm.write(
+                f"epoch {self.epoch}: loss {stats['loss']:.4f}  Cost_S {cost_s * 1e3:.2f} ms  "
+                f"Cost_G/t {stats['cost_g_per_step'] * 1e3:.2f} ms  Cost_T {cost_t * 1e3:.1f} ms  "
+                f"sampler {100 * stats['sampler_share']:.1f}%"
+            )
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "history": self.history,
+            "bank": None if self.bank is None else (self.bank.embeddings, self.bank.written),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.epoch = state["epoch"]
+        self.history = list(state["history"])
+        if state["bank"] is not None:
+            embeddings, written = state["bank"]
+            self.bank = EmbeddingBank(*embeddings.shape, device=self.device)
+            self.bank.embeddings.copy_(embeddings)
+            self.bank.written.copy_(written)
+        torch.set_rng_state(state["torch_rng"])
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
+        """Write the full training state to ``path`` (default: ``checkpoint_path``)
+        atomically: a crash mid-write leaves the previous checkpoint intact."""
+        path = self.checkpoint_path if path is None else Path(path)
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(self.state_dict(), partial)
+        os.replace(partial, path)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))

@@ -1,0 +1,339 @@
+"""Batches as walks on a graph (BatchSampler, Sec. 4.2 and Algorithm 3; Table 6).
+
+A batch is the first ``B`` distinct nodes a walk from a seed node visits:
+
+- ``"rwr"``: random walk with restart. Each move, with probability ``alpha``, the
+  walker jumps back to the seed. Built on ``dgl.sampling.random_walk``, whose restart
+  *ends* a trace: many traces from the same seed, concatenated in order, are one RWR.
+  The first move of every trace is always taken, so ``alpha = 1`` collects the
+  seed's immediate neighbours (the kNN-sampler limit) instead of standing still.
+  A trace is capped at ``trace_length`` moves (enough that a restart-free trace
+  that long has probability < 1 %); a trace reaching the cap restarts at the seed.
+- ``"rw"``: random walk without restart (``dgl.sampling.random_walk``).
+- ``"bfs"``: breadth-first search, neighbours in stored order (decreasing similarity
+  for proximity and kNN graphs).
+- ``"dfs"``: randomised depth-first search: move to a random unvisited neighbour,
+  backtrack when there is none.
+
+Top-up: when a walk stops finding new nodes (its seed's reachable set is smaller
+than ``B``, or it hit a node without out-edges), it continues from a *fresh seed*,
+a node drawn uniformly among those not yet in the batch. Random walks count as
+stopped after ``STALL_ROUNDS`` rounds of traces in a row found nothing new; BFS and
+DFS when their queue or stack runs empty. Every batch therefore has ``B`` distinct
+nodes, and sampling ends after a bounded number of rounds (at most
+``(STALL_ROUNDS + 1) * B`` for random walks).
+"""
+from __future__ import annotations
+
+import math
+
+import dgl
+import torch
+
+from ._checks import check_int, check_probability
+
+STRATEGIES = ("rwr", "rw", "bfs", "dfs")
+
+_TRACE_TAIL = 0.01
+"""A restart-free trace is cut where its probability falls below this."""
+
+_TRACE_SURPLUS = 1.5
+"""Traces drawn per round, relative to the expected number for ``B`` nodes."""
+
+STALL_ROUNDS = 8
+"""Rounds without a new node after which a random walk tops up from a fresh seed.
+A round draws enough traces for the whole batch, so eight barren rounds in a row
+leave a reachable node unvisited with negligible probability."""
+
+_DFS_BITMAP_CELLS = 2**26
+"""Visited-bitmap cells (rows x N bools) the DFS may allocate at once."""
+
+
+class GraphWalker:
+    """Draw batches of distinct nodes by walks on one graph.
+
+    Parameters
+    ----------
+    graph : DGLGraph
+        Homogeneous graph on the CPU; walks follow out-edges. Nodes without
+        out-edges are allowed (walks top up from fresh seeds).
+
+    Notes
+    -----
+    DGL's random walk draws from DGL's global generator; :meth:`batches` seeds it
+    (``dgl.seed``) from the ``generator`` it is given, so results depend only on that.
+    """
+
+    def __init__(self, graph: dgl.DGLGraph) -> None:
+        if not isinstance(graph, dgl.DGLGraph):
+            raise TypeError(f"graph must be a dgl.DGLGraph, got {type(graph).__name__}")
+        if not graph.is_homogeneous:
+            raise ValueError(f"graph must be homogeneous, got node types {graph.ntypes}")
+        if graph.device.type != "cpu":
+            raise ValueError(
+                f"graph must be on the CPU (DGL from PyPI walks on the CPU), got "
+                f"{graph.device}; pass graph.cpu()"
+            )
+        self.graph = graph
+        self.num_nodes = graph.num_nodes()
+        self._neighbor_table: torch.Tensor | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_nodes={self.num_nodes}, "
+            f"num_edges={self.graph.num_edges()})"
+        )
+
+    @property
+    def neighbor_table(self) -> torch.Tensor:
+        """Out-neighbours as a LongTensor of shape (N, max out-degree), -1 padded."""
+        if self._neighbor_table is None:
+            indptr, indices, _ = self.graph.adj_tensors("csr")
+            degree = (indptr[1:] - indptr[:-1]).long()
+            width = int(degree.max()) if self.num_nodes else 0
+            table = torch.full((self.num_nodes, width), -1, dtype=torch.int64)
+            row = torch.repeat_interleave(torch.arange(self.num_nodes), degree)
+            column = torch.arange(indices.numel()) - indptr[:-1].long()[row]
+            table[row, column] = indices.long()
+            self._neighbor_table = table
+        return self._neighbor_table
+
+    def batches(
+        self,
+        seeds: torch.Tensor,
+        batch_size: int,
+        *,
+        strategy: str = "rwr",
+        restart_prob: float = 0.2,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """One batch per seed.
+
+        Parameters
+        ----------
+        seeds : LongTensor of shape (S,)
+            Start node of each batch, ids in ``[0, N)``.
+        batch_size : int
+            ``B``, distinct nodes per batch, ``1 <= B <= N``.
+        strategy : {"rwr", "rw", "bfs", "dfs"}
+        restart_prob : float
+            ``alpha`` in ``[0, 1]``, used by ``"rwr"`` only.
+        generator : torch.Generator, optional
+            CPU generator all randomness is drawn from.
+
+        Returns
+        -------
+        LongTensor of shape (S, B)
+            Row ``s`` starts with ``seeds[s]``, followed by the nodes in the order the
+            walk first visited them; entries of a row are distinct.
+        """
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        batch_size = check_int("batch_size", batch_size, low=1, high=self.num_nodes)
+        restart_prob = check_probability("restart_prob", restart_prob)
+        seeds = torch.as_tensor(seeds)
+        if seeds.dim() != 1 or seeds.is_floating_point():
+            raise ValueError(f"seeds must be a 1-D integer tensor, got {seeds}")
+        seeds = seeds.long()
+        if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.num_nodes):
+            raise ValueError(
+                f"seeds must be node ids in [0, {self.num_nodes}), got min "
+                f"{int(seeds.min())} and max {int(seeds.max())}"
+            )
+        if generator is None:
+            generator = torch.Generator()
+            generator.seed()
+        batch = torch.full((seeds.numel(), batch_size), -1, dtype=torch.int64)
+        batch[:, 0] = seeds
+        if strategy == "dfs":
+            return self._dfs(batch, generator)
+        if strategy == "bfs":
+            return self._bfs(batch, generator)
+        return self._walk(batch, strategy == "rw", restart_prob, generator)
+
+    def _walk(
+        self, batch: torch.Tensor, continue_walk: bool, alpha: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``rw`` (``continue_walk``: each round resumes where the last trace ended)
+        and ``rwr`` (each round restarts from the row's seed)."""
+        batch_size = batch.shape[1]
+        if continue_walk:
+            alpha = 0.0
+        length, traces = _trace_plan(batch_size, alpha, 1 if continue_walk else None)
+        restart = torch.full((length,), alpha)
+        restart[0] = 0.0
+        starts = batch[:, 0].clone()
+        count = torch.ones(batch.shape[0], dtype=torch.int64)
+        stalls = torch.zeros_like(count)
+        while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
+            nodes = starts[open_rows].repeat_interleave(traces)
+            dgl.seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            walk, _ = dgl.sampling.random_walk(
+                self.graph, nodes.to(self.graph.idtype), length=length, restart_prob=restart
+            )
+            # Column 0 of every trace is its start, already in the batch.
+            walk = walk[:, 1:].long().reshape(open_rows.numel(), traces * length)
+            merged, merged_count = first_distinct(torch.cat([batch[open_rows], walk], 1), batch_size)
+            stalls[open_rows] = torch.where(merged_count == count[open_rows], stalls[open_rows] + 1, 0)
+            batch[open_rows], count[open_rows] = merged, merged_count
+            if continue_walk:
+                moved = (walk >= 0).sum(1, keepdim=True)
+                last = walk.gather(1, (moved - 1).clamp_min(0)).squeeze(1)
+                starts[open_rows] = torch.where(moved.squeeze(1) > 0, last, starts[open_rows])
+            stalled = open_rows[stalls[open_rows] >= STALL_ROUNDS]
+            stalls[stalled] = 0
+            self._restart_stalled(batch, count, stalled, starts, generator)
+        return batch
+
+    def _bfs(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        table = self.neighbor_table
+        batch_size = batch.shape[1]
+        # Expanding several queued nodes per round keeps BFS order (their neighbours are
+        # appended in queue order) and needs fewer rounds when out-degrees are small.
+        width = max(1, math.ceil(batch_size / max(1, table.shape[1])))
+        count = torch.ones(batch.shape[0], dtype=torch.int64)
+        head = torch.zeros_like(count)
+        while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
+            position = head[open_rows].unsqueeze(1) + torch.arange(width)
+            queued = position < count[open_rows].unsqueeze(1)
+            expand = batch[open_rows].gather(1, position.clamp_max(batch_size - 1))
+            frontier = table[expand.clamp_min(0)]
+            frontier[~queued] = -1
+            candidates = frontier.view(open_rows.numel(), -1)
+            merged, merged_count = first_distinct(torch.cat([batch[open_rows], candidates], 1), batch_size)
+            batch[open_rows], count[open_rows] = merged, merged_count
+            head[open_rows] += queued.sum(1)
+            exhausted = open_rows[(head[open_rows] == count[open_rows]) & (count[open_rows] < batch_size)]
+            self._restart_stalled(batch, count, exhausted, None, generator)
+        return batch
+
+    def _dfs(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        rows_at_once = max(1, _DFS_BITMAP_CELLS // max(1, self.num_nodes))
+        for start in range(0, batch.shape[0], rows_at_once):
+            self._dfs_rows(batch[start : start + rows_at_once], generator)
+        return batch
+
+    def _dfs_rows(self, batch: torch.Tensor, generator: torch.Generator) -> None:
+        """Fill ``batch`` (S, B), whose column 0 holds the seeds, in place."""
+        table = self.neighbor_table
+        num_rows, batch_size = batch.shape
+        visited = torch.zeros(num_rows, self.num_nodes, dtype=torch.bool)
+        stack = torch.full_like(batch, -1)
+        stack[:, 0] = batch[:, 0]
+        rows = torch.arange(num_rows)
+        visited[rows, batch[:, 0]] = True
+        depth = torch.ones(num_rows, dtype=torch.int64)
+        count = torch.ones(num_rows, dtype=torch.int64)
+        while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
+            current = stack[open_rows, depth[open_rows] - 1]
+            neighbors = table[current]
+            unvisited = (neighbors >= 0) & ~visited[open_rows.unsqueeze(1), neighbors.clamp_min(0)]
+            score = torch.rand(neighbors.shape, generator=generator).masked_fill_(~unvisited, -1.0)
+            choice = score.argmax(1)
+            moves = unvisited.any(1)
+            step_rows, step_nodes = open_rows[moves], neighbors[moves, choice[moves]]
+            visited[step_rows, step_nodes] = True
+            batch[step_rows, count[step_rows]] = step_nodes
+            stack[step_rows, depth[step_rows]] = step_nodes
+            count[step_rows] += 1
+            depth[step_rows] += 1
+            depth[open_rows[~moves]] -= 1
+            # Backtracked past the seed: the component is exhausted, start afresh.
+            exhausted = open_rows[(depth[open_rows] == 0) & (count[open_rows] < batch_size)]
+            if exhausted.numel():
+                fresh = unused_nodes(batch[exhausted], self.num_nodes, generator)
+                batch[exhausted, count[exhausted]] = fresh
+                visited[exhausted, fresh] = True
+                stack[exhausted, 0] = fresh
+                count[exhausted] += 1
+                depth[exhausted] = 1
+
+    def _restart_stalled(
+        self,
+        batch: torch.Tensor,
+        count: torch.Tensor,
+        rows: torch.Tensor,
+        starts: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> None:
+        """Append a fresh seed to each of ``rows`` and walk on from it."""
+        rows = rows[count[rows] < batch.shape[1]]
+        if not rows.numel():
+            return
+        fresh = unused_nodes(batch[rows], self.num_nodes, generator)
+        batch[rows, count[rows]] = fresh
+        count[rows] += 1
+        if starts is not None:
+            starts[rows] = fresh
+
+
+def _trace_plan(batch_size: int, alpha: float, traces: int | None) -> tuple[int, int]:
+    """Moves per trace and traces per round for collecting ``batch_size`` nodes."""
+    if alpha >= 1.0:
+        length = 1
+    elif alpha <= 0.0:
+        length = batch_size
+    else:
+        length = min(batch_size, max(1, math.ceil(math.log(_TRACE_TAIL) / math.log1p(-alpha))))
+    if traces is None:
+        expected_moves = sum((1.0 - alpha) ** i for i in range(length))
+        traces = math.ceil(_TRACE_SURPLUS * batch_size / expected_moves)
+    return length, traces
+
+
+def first_distinct(rows: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` distinct non-negative entries of each row, in order.
+
+    Parameters
+    ----------
+    rows : LongTensor of shape (S, W)
+        Node ids; negative entries are padding.
+    count : int
+
+    Returns
+    -------
+    (firsts, found) : LongTensor of shape (S, count), LongTensor of shape (S,)
+        ``firsts[s, :found[s]]`` are row ``s``'s first distinct ids; the rest is -1.
+    """
+    num_rows, width = rows.shape
+    valid = rows >= 0
+    row_of = torch.arange(num_rows).unsqueeze(1).expand(num_rows, width)[valid]
+    values = rows[valid]
+    key = row_of * (int(values.max()) + 1 if values.numel() else 1) + values
+    order = torch.sort(key, stable=True).indices
+    sorted_key = key[order]
+    leading = torch.ones_like(sorted_key, dtype=torch.bool)
+    leading[1:] = sorted_key[1:] != sorted_key[:-1]
+    # Marking first occurrences in place keeps row-major (visit) order without a sort.
+    is_first = torch.zeros_like(leading)
+    is_first[order[leading]] = True
+    row_of, values = row_of[is_first], values[is_first]
+    found = torch.bincount(row_of, minlength=num_rows)
+    rank = torch.arange(row_of.numel()) - (torch.cumsum(found, 0) - found)[row_of]
+    keep = rank < count
+    firsts = torch.full((num_rows, count), -1, dtype=torch.int64)
+    firsts[row_of[keep], rank[keep]] = values[keep]
+    return firsts, found.clamp_max(count)
+
+
+def unused_nodes(rows: torch.Tensor, num_nodes: int, generator: torch.Generator) -> torch.Tensor:
+    """Per row, a node drawn uniformly from ``[0, num_nodes)`` minus the row's entries.
+
+    Parameters
+    ----------
+    rows : LongTensor of shape (S, W)
+        Distinct node ids per row, -1 padded; each row has fewer than ``num_nodes``.
+
+    Returns
+    -------
+    LongTensor of shape (S,)
+    """
+    taken = rows >= 0
+    used = torch.sort(torch.where(taken, rows, num_nodes), dim=1).values
+    # The r-th unused node is r + #{j : used[j] - j <= r} for sorted distinct `used`.
+    shifted = used - torch.arange(rows.shape[1])
+    shifted[used == num_nodes] = 2 * num_nodes
+    free = num_nodes - taken.sum(1)
+    rank = (torch.rand(rows.shape[0], generator=generator, dtype=torch.float64) * free).long()
+    rank = torch.minimum(rank, free - 1)
+    return rank + torch.searchsorted(shifted, rank.unsqueeze(1), right=True).squeeze(1)

@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from dgl.dataloading import GraphDataLoader
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+from dglbs.data.paths import default_data_dir
+from dglbs.data.tu import DEGREE_CAP, TUDataset, collate
+
+# Three graphs: a path 1-2-3 with a duplicated edge (second copy has another
+# label), a directed edge 4->5 plus a self-loop, and an isolated node 6.
+TINY = {
+    "A": "1, 2\n2, 1\n2, 3\n3, 2\n1, 2\n4, 5\n5, 5\n",
+    "graph_indicator": "1\n1\n1\n2\n2\n3\n",
+    "graph_labels": "5\n-1\n5\n",
+    "node_labels": "7\n3\n9\n7\n7\n3\n",
+    "node_attributes": "0.5, 1.0\n1.5, 2.0\n2.5, 3.0\n3.5, 4.0\n4.5, 5.0\n5.5, 6.0\n",
+    "edge_labels": "0\n0\n1\n1\n2\n3\n4\n",
+}
+
+
+def write_tu(folder: Path, name: str, files: dict[str, str]) -> Path:
+    """Write ``files`` (kind -> text) as ``folder/name/name_<kind>.txt``."""
+    target = folder / name
+    target.mkdir(parents=True)
+    for kind, text in files.items():
+        (target / f"{name}_{kind}.txt").write_text(text)
+    return folder
+
+
+def edge_list(g) -> list[tuple[int, int]]:
+    src, dst = g.edges()
+    return list(zip(src.tolist(), dst.tolist()))
+
+
+def test_tiny_dataset_graph_by_graph(tmp_path: Path) -> None:
+    ds = TUDataset("TINY", write_tu(tmp_path, "TINY", TINY))
+    assert len(ds) == 3
+    assert [g.num_nodes() for g in ds.graphs] == [3, 2, 1]
+    # Duplicate (1, 2) dropped with its label 2; self-loop kept, nothing added.
+    assert edge_list(ds.graphs[0]) == [(0, 1), (1, 0), (1, 2), (2, 1)]
+    assert ds.graphs[0].edata["label"].tolist() == [0, 0, 1, 1]
+    assert edge_list(ds.graphs[1]) == [(0, 1), (1, 1)]
+    assert ds.graphs[1].edata["label"].tolist() == [3, 4]
+    assert edge_list(ds.graphs[2]) == []
+    # Labels {-1, 5} -> {0, 1} in sorted order.
+    assert ds.labels.dtype == torch.int64
+    assert ds.labels.tolist() == [1, 0, 1]
+    assert ds.label_values.tolist() == [-1, 5]
+    assert ds.num_classes == 2
+    # One-hot over node labels {3, 7, 9}, then the two attributes.
+    assert ds.features == "labels+attributes"
+    assert ds.feat_dim == 5
+    expected = torch.tensor(
+        [
+            [0, 1, 0, 0.5, 1.0],
+            [1, 0, 0, 1.5, 2.0],
+            [0, 0, 1, 2.5, 3.0],
+            [0, 1, 0, 3.5, 4.0],
+            [0, 1, 0, 4.5, 5.0],
+            [1, 0, 0, 5.5, 6.0],
+        ]
+    )
+    feats = torch.cat([g.ndata["feat"] for g in ds.graphs])
+    assert feats.dtype == torch.float32
+    torch.testing.assert_close(feats, expected)
+    graph, label = ds[1]
+    assert graph is ds.graphs[1]
+    assert label.dtype == torch.int64 and label.shape == () and int(label) == 0
+    assert "TINY" in repr(ds) and "graphs=3" in repr(ds) and "feat_dim=5" in repr(ds)
+
+
+def test_forced_feature_kinds(tmp_path: Path) -> None:
+    root = write_tu(tmp_path, "TINY", TINY)
+    labels = TUDataset("TINY", root, node_features="labels")
+    assert (labels.features, labels.feat_dim) == ("labels", 3)
+    attributes = TUDataset("TINY", root, node_features="attributes")
+    assert (attributes.features, attributes.feat_dim) == ("attributes", 2)
+    torch.testing.assert_close(attributes.graphs[2].ndata["feat"], torch.tensor([[5.5, 6.0]]))
+    degree = TUDataset("TINY", root, node_features="degree")
+    # Out-degrees after de-duplication: [1, 2, 1], [1, 1], [0]; max 2 -> width 3.
+    assert (degree.features, degree.feat_dim) == ("degree", 3)
+    got = torch.cat([g.ndata["feat"] for g in degree.graphs]).argmax(dim=1)
+    assert got.tolist() == [1, 2, 1, 1, 1, 0]
+    clipped = TUDataset("TINY", root, node_features="degree", max_degree=1)
+    assert clipped.feat_dim == 2
+    got = torch.cat([g.ndata["feat"] for g in clipped.graphs]).argmax(dim=1)
+    assert got.tolist() == [1, 1, 1, 1, 1, 0]
+
+
+def test_auto_uses_degree_without_node_information(tmp_path: Path) -> None:
+    files = {k: TINY[k] for k in ("A", "graph_indicator", "graph_labels")}
+    ds = TUDataset("BARE", write_tu(tmp_path, "BARE", files))
+    assert (ds.features, ds.feat_dim) == ("degree", 3)
+    assert "label" not in ds.graphs[0].edata
+    with pytest.raises(ValueError, match="BARE_node_labels.txt"):
+        TUDataset("BARE", tmp_path, node_features="labels")
+    with pytest.raises(ValueError, match="BARE_node_attributes.txt"):
+        TUDataset("BARE", tmp_path, node_features="attributes")
+
+
+def test_degree_width_is_capped(tmp_path: Path) -> None:
+    leaves = np.arange(2, DEGREE_CAP + 7)
+    text = "".join(f"1, {v}\n{v}, 1\n" for v in leaves)
+    files = {
+        "A": text,
+        "graph_indicator": "1\n" * (leaves.size + 1),
+        "graph_labels": "0\n",
+    }
+    ds = TUDataset("STAR", write_tu(tmp_path, "STAR", files))
+    assert ds.feat_dim == DEGREE_CAP + 1
+    feat = ds.graphs[0].ndata["feat"]
+    assert feat[0].argmax() == DEGREE_CAP  # the hub's degree is above the cap
+    assert bool((feat[1:].argmax(dim=1) == 1).all())
+
+
+def test_nodes_of_a_graph_need_not_be_contiguous(tmp_path: Path) -> None:
+    files = {
+        "A": "1, 3\n3, 1\n2, 4\n",
+        "graph_indicator": "1\n2\n1\n2\n",
+        "graph_labels": "0\n1\n",
+        "node_labels": "0\n1\n2\n3\n",
+    }
+    ds = TUDataset("MIXED", write_tu(tmp_path, "MIXED", files))
+    assert edge_list(ds.graphs[0]) == [(0, 1), (1, 0)]
+    assert edge_list(ds.graphs[1]) == [(0, 1)]
+    assert ds.graphs[0].ndata["feat"].argmax(dim=1).tolist() == [0, 2]
+    assert ds.graphs[1].ndata["feat"].argmax(dim=1).tolist() == [1, 3]
+
+
+def assert_same_dataset(a: TUDataset, b: TUDataset) -> None:
+    assert len(a) == len(b)
+    assert torch.equal(a.labels, b.labels)
+    for ga, gb in zip(a.graphs, b.graphs):
+        assert edge_list(ga) == edge_list(gb)
+        assert torch.equal(ga.ndata["feat"], gb.ndata["feat"])
+        assert torch.equal(ga.edata["label"], gb.edata["label"])
+
+
+def test_zip_and_folder_agree(tmp_path: Path) -> None:
+    folder_root = write_tu(tmp_path / "folder", "TINY", TINY)
+    zip_root = tmp_path / "zip"
+    zip_root.mkdir()
+    with zipfile.ZipFile(zip_root / "TINY.zip", "w") as zf:
+        # The original TU zips name members "DS//DS_A.txt".
+        for kind, text in TINY.items():
+            zf.writestr(f"TINY//TINY_{kind}.txt", text)
+        zf.writestr("TINY//README.txt", "not a table")
+    from_zip = TUDataset("TINY", zip_root)
+    assert from_zip.path == zip_root / "TINY.zip"
+    assert_same_dataset(TUDataset("TINY", folder_root), from_zip)
+    # With both present the folder is read.
+    write_tu(zip_root, "TINY", {**TINY, "graph_labels": "1\n2\n3\n"})
+    assert TUDataset("TINY", zip_root).num_classes == 3
+
+
+def read_raw(zip_path: Path, name: str, kind: str) -> list[str]:
+    with zipfile.ZipFile(zip_path) as zf:
+        return zf.read(f"{name}//{name}_{kind}.txt").decode().split()
+
+
+# name: graphs, class sizes in sorted label order, feat_dim, feature kind
+BUNDLED = {
+    "MUTAG": (188, [63, 125], 7, "labels"),
+    "PROTEINS": (1113, [663, 450], 4, "labels+attributes"),
+    "IMDB-BINARY": (1000, [500, 500], 136, "degree"),
+    "IMDB-MULTI": (1500, [500, 500, 500], 89, "degree"),
+    "PTC_MR": (344, [192, 152], 18, "labels"),
+}
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_dataset_statistics(name: str) -> None:
+    num_graphs, class_sizes, feat_dim, features = BUNDLED[name]
+    start = time.perf_counter()
+    ds = TUDataset(name)
+    print(f"{name}: loaded in {time.perf_counter() - start:.3f} s")
+    assert len(ds) == num_graphs and ds.num_classes == len(class_sizes)
+    assert torch.bincount(ds.labels).tolist() == class_sizes
+    assert (ds.feat_dim, ds.features) == (feat_dim, features)
+
+    raw = ds.path
+    assert raw == default_data_dir() / "tu" / f"{name}.zip"
+    indicator = read_raw(raw, name, "graph_indicator")
+    assert sum(g.num_nodes() for g in ds.graphs) == len(indicator)
+    assert [g.num_nodes() for g in ds.graphs] == np.bincount(np.array(indicator, int))[1:].tolist()
+    tokens = read_raw(raw, name, "A")
+    distinct_edges = set(zip(tokens[0::2], tokens[1::2]))
+    assert sum(g.num_edges() for g in ds.graphs) == len(distinct_edges)
+    raw_labels = sorted(set(int(v) for v in read_raw(raw, name, "graph_labels")))
+    assert ds.label_values.tolist() == raw_labels
+    for g in ds.graphs[:5]:
+        assert g.ndata["feat"].shape == (g.num_nodes(), feat_dim)
+        assert g.ndata["feat"].dtype == torch.float32
+
+
+def test_graph_data_loader_and_collate_batch_alike() -> None:
+    ds = TUDataset("MUTAG")
+    bg, labels = next(iter(GraphDataLoader(ds, batch_size=32)))
+    assert bg.batch_size == 32
+    assert labels.dtype == torch.int64 and torch.equal(labels, ds.labels[:32])
+    assert bg.ndata["feat"].shape == (sum(g.num_nodes() for g in ds.graphs[:32]), 7)
+    loader = DataLoader(
+        ds, batch_sampler=BatchSampler(SequentialSampler(ds), 32, False), collate_fn=collate
+    )
+    bg2, labels2 = next(iter(loader))
+    assert torch.equal(labels2, labels)
+    assert torch.equal(bg2.batch_num_nodes(), bg.batch_num_nodes())
+    assert torch.equal(torch.stack(bg2.edges()), torch.stack(bg.edges()))
+    assert torch.equal(bg2.ndata["feat"], bg.ndata["feat"])
+    with pytest.raises(ValueError, match="empty"):
+        collate([])
+
+
+def test_large_synthetic_dataset(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    num_graphs, nodes_per_graph, edges_per_graph = 2000, 250, 500
+    offsets = np.repeat(np.arange(num_graphs) * nodes_per_graph, edges_per_graph)
+    src = offsets + rng.integers(0, nodes_per_graph, offsets.size) + 1
+    dst = offsets + rng.integers(0, nodes_per_graph, offsets.size) + 1
+    num_nodes = num_graphs * nodes_per_graph
+    graph_of_node = np.repeat(np.arange(1, num_graphs + 1), nodes_per_graph)
+    files = {
+        "A": "\n".join(f"{u}, {v}" for u, v in zip(src.tolist(), dst.tolist())),
+        "graph_indicator": "\n".join(map(str, graph_of_node.tolist())),
+        "graph_labels": "\n".join(map(str, (np.arange(num_graphs) % 3).tolist())),
+        "node_labels": "\n".join(map(str, rng.integers(0, 10, num_nodes).tolist())),
+    }
+    root = write_tu(tmp_path, "BIG", files)
+    start = time.perf_counter()
+    ds = TUDataset("BIG", root)
+    seconds = time.perf_counter() - start
+    print(f"BIG ({src.size} edges, {num_nodes} nodes): loaded in {seconds:.2f} s")
+    assert len(ds) == num_graphs and ds.num_classes == 3 and ds.feat_dim == 10
+    assert sum(g.num_edges() for g in ds.graphs) == np.unique(src * (num_nodes + 1) + dst).size
+    assert all(g.num_nodes() == nodes_per_graph for g in ds.graphs)
+
+
+def broken(**changes: str | None) -> dict[str, str]:
+    files = {**TINY, **changes}
+    return {kind: text for kind, text in files.items() if text is not None}
+
+
+@pytest.mark.parametrize(
+    ("files", "error", "pattern"),
+    [
+        (broken(graph_labels=None), FileNotFoundError, r"BAD_graph_labels\.txt"),
+        (broken(A=None), FileNotFoundError, r"BAD_A\.txt"),
+        (broken(A="1, 2\n2, 1\n2, x\n"), ValueError,
+         r"BAD_A\.txt: line 3 .*does not hold integers"),
+        (broken(graph_labels="5\n-1\n0.5\n"), ValueError, r"BAD_graph_labels\.txt: line 3"),
+        (broken(A="1, 2\n2, 1, 3\n"), ValueError,
+         r"BAD_A\.txt: line 2 has 3 values, expected 2"),
+        (broken(A="1, 2\n2\n"), ValueError, r"BAD_A\.txt: line 2 has 1 values, expected 2"),
+        (broken(A="1, 2\n\n2, 1\n"), ValueError, r"BAD_A\.txt: line 2 is blank"),
+        (broken(node_attributes="1, 2\n3\n4, 5\n6, 7\n8, 9\n1, 2\n"), ValueError,
+         r"BAD_node_attributes\.txt: line 2 has 1 values, expected 2 \(as on line 1\)"),
+        (broken(node_labels="1\n2\n3\n"), ValueError,
+         r"node count mismatch: .*BAD_node_labels\.txt has 3 lines .* has 6"),
+        (broken(node_attributes="1\n" * 7), ValueError,
+         r"node count mismatch: .*BAD_node_attributes"),
+        (broken(edge_labels="0\n"), ValueError,
+         r"edge count mismatch: .*BAD_edge_labels\.txt has 1"),
+        (broken(A="1, 2\n3, 4\n", edge_labels=None), ValueError,
+         r"BAD_A\.txt: line 2 joins node 3 of graph 1 to node 4 of graph 2"),
+        (broken(A="1, 2\n1, 7\n", edge_labels=None), ValueError,
+         r"BAD_A\.txt: line 2 holds edge \(1, 7\) but node ids run from 1 to 6"),
+        (broken(graph_labels="5\n-1\n"), ValueError,
+         r"BAD_graph_indicator\.txt: line 6 names graph 3, but graph ids run from 1 to 2"),
+        (broken(graph_labels="5\n-1\n5\n5\n"), ValueError,
+         r"BAD_graph_labels\.txt has 4 lines but .* only names graphs up to 3"),
+        (broken(graph_indicator="1\n1\n1\n2\n0\n3\n"), ValueError, r"line 5 names graph 0"),
+        (broken(graph_indicator="\n"), ValueError,
+         r"BAD_graph_indicator\.txt and .* must both be non-empty"),
+    ],
+)
+def test_malformed_input_errors(
+    tmp_path: Path, files: dict[str, str], error: type[Exception], pattern: str
+) -> None:
+    root = write_tu(tmp_path, "BAD", files)
+    with pytest.raises(error, match=pattern):
+        TUDataset("BAD", root)
+
+
+def test_missing_dataset_names_both_locations(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"NOPE'.*NOPE\.zip"):
+        TUDataset("NOPE", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"name": ""}, "name=''"),
+        ({"name": "TINY", "node_features": "onehot"}, "node_features='onehot'"),
+        ({"name": "TINY", "max_degree": -1}, "max_degree=-1"),
+        ({"name": "TINY", "max_degree": 2.0}, "max_degree=2.0"),
+    ],
+)
+def test_invalid_arguments(tmp_path: Path, kwargs: dict, pattern: str) -> None:
+    root = write_tu(tmp_path, "TINY", TINY)
+    with pytest.raises(ValueError, match=pattern):
+        TUDataset(root=root, **kwargs)

@@ -1,0 +1,280 @@
+"""Behaviour every sampler shares: the DataLoader protocol, epochs, determinism,
+resume, replicas and argument checks."""
+import dgl
+import pytest
+import torch
+from dgl.dataloading import GraphDataLoader
+from torch.utils.data import DataLoader, Dataset
+
+from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
+
+N = 300
+
+
+def embeddings(n=N, seed=0):
+    return torch.randn(n, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def make(kind, n=N, batch_size=32, **kwargs):
+    if kind == "uniform":
+        return UniformBatchSampler(n, batch_size, **kwargs)
+    if kind == "knn":
+        sampler = KNNBatchSampler(n, batch_size, chunk_size=5, **kwargs)
+    else:
+        options = {"num_candidates": 50, "num_neighbors": 10, "chunk_size": 5, "strategy": kind}
+        sampler = WalkBatchSampler(n, batch_size, **(options | kwargs))
+    sampler.set_embeddings(embeddings(n))
+    return sampler
+
+
+KINDS = ["uniform", "knn", "rwr", "rw", "bfs", "dfs"]
+
+
+class Indices(Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        return index
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_epoch_has_uniform_batch_count_and_distinct_indices(kind):
+    sampler = make(kind)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == -(-N // 32)
+    assert all(len(set(batch)) == len(batch) for batch in batches)
+    assert all(0 <= index < N for batch in batches for index in batch)
+    if kind == "uniform":
+        assert sorted(index for batch in batches for index in batch) == list(range(N))
+    else:
+        assert all(len(batch) == 32 for batch in batches)
+        seeds = [batch[0] for batch in batches]
+        assert len(set(seeds)) == len(seeds), "seeds are drawn without replacement"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_drop_last(kind):
+    sampler = make(kind, drop_last=True)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == N // 32
+    assert all(len(batch) == 32 for batch in batches)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_and_epoch_same_batches(kind):
+    first, second = make(kind), make(kind)
+    assert list(first) == list(second)
+    assert list(first) == list(first), "a second pass of the same epoch repeats"
+    second.set_epoch(1)
+    assert list(first) != list(second)
+    assert list(make(kind, seed=1)) != list(first)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "rwr", "dfs"])
+def test_dataloader_with_workers_gives_the_same_batches(kind):
+    expected = list(make(kind))
+    loader = DataLoader(Indices(N), batch_sampler=make(kind), num_workers=2)
+    assert [batch.tolist() for batch in loader] == expected
+
+
+def test_graph_dataloader_accepts_the_sampler():
+    graphs = [dgl.rand_graph(5, 8) for _ in range(40)]
+    dataset = [(graph, torch.tensor(i)) for i, graph in enumerate(graphs)]
+    sampler = make("rwr", n=40, batch_size=8)
+    loader = GraphDataLoader(dataset, batch_sampler=sampler)
+    batches = list(loader)
+    assert len(batches) == 5
+    for (graph, labels), indices in zip(batches, sampler):
+        assert graph.batch_size == 8
+        assert labels.tolist() == indices
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stop", [0, 3, 7, 10])
+def test_resume_gives_exactly_the_remaining_batches(kind, stop):
+    sampler = make(kind)
+    sampler.set_epoch(2)
+    iterator = iter(sampler)
+    head = [next(iterator) for _ in range(stop)]
+    state = sampler.state_dict()
+    tail = list(iterator)
+
+    resumed = make(kind, **({} if kind == "uniform" else {}))
+    resumed.load_state_dict(state)
+    resumed.set_epoch(2)  # a training loop does this every epoch; it must keep the position
+    assert list(resumed) == tail
+    assert len(head) + len(tail) == len(sampler)
+    assert len(list(resumed)) == len(sampler), "the pass after a resumed one is whole"
+
+
+@pytest.mark.parametrize("kind", ["knn", "rwr"])
+def test_resume_after_a_mid_epoch_refresh(kind):
+    sampler = make(kind)
+    iterator = iter(sampler)
+    [next(iterator) for _ in range(2)]
+    sampler.set_embeddings(embeddings(seed=5))
+    [next(iterator) for _ in range(4)]
+    state = sampler.state_dict()
+    tail = list(iterator)
+    resumed = make(kind)
+    resumed.load_state_dict(state)
+    assert list(resumed) == tail
+
+
+def test_refresh_takes_effect_for_batches_after_it():
+    sampler = make("rwr")
+    reference = make("rwr")
+    reference.set_embeddings(embeddings(seed=7))
+    iterator = iter(sampler)
+    before = [next(iterator) for _ in range(3)]
+    assert before == list(make("rwr"))[:3]
+    sampler.set_embeddings(embeddings(seed=7))
+    after = list(iterator)
+    # A chunk drawn at position 3 on the new graph: differs from the old graph's.
+    assert after != list(make("rwr"))[3:]
+    assert after[0][0] == list(make("rwr"))[3][0], "the seed order does not change"
+
+
+def test_refresh_due_every_t_steps():
+    sampler = WalkBatchSampler(N, 16, num_candidates=20, num_neighbors=5, refresh_every=3)
+    assert sampler.refresh_due
+    sampler.set_embeddings(embeddings())
+    assert not sampler.refresh_due
+    list(sampler)  # batches drawn are not progress
+    assert not sampler.refresh_due
+    sampler.step()
+    sampler.step()
+    assert not sampler.refresh_due
+    sampler.step()
+    assert sampler.refresh_due
+
+
+def test_restart_schedule_follows_training_steps_not_batches():
+    sampler = make("rwr", restart_prob=LinearSchedule(0.2, 0.05), total_steps=100)
+    assert sampler.current_restart_prob == pytest.approx(0.2)
+    list(sampler)
+    assert sampler.current_restart_prob == pytest.approx(0.2)
+    sampler.step(50)
+    assert sampler.current_restart_prob == pytest.approx(0.125)
+    sampler.step(500)
+    assert sampler.current_restart_prob == pytest.approx(0.05)
+
+
+def test_schedule_without_total_steps_fails_clearly():
+    sampler = make("rwr", restart_prob=LinearSchedule(0.2, 0.05))
+    with pytest.raises(RuntimeError, match="set_total_steps"):
+        list(sampler)
+    sampler.set_total_steps(10)
+    assert len(list(sampler)) == len(sampler)
+
+
+def test_schedule_returning_a_bad_value_fails_clearly():
+    sampler = make("rwr", restart_prob=lambda progress: 2.0, total_steps=10)
+    with pytest.raises(ValueError, match=r"restart_prob must be in \[0, 1\], got 2.0"):
+        list(sampler)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replicas_split_one_global_batch(kind):
+    replicas = 3
+    ranks = [make(kind, batch_size=16, num_replicas=replicas, rank=rank) for rank in range(replicas)]
+    single = make(kind, batch_size=16 * replicas)
+    per_rank = [list(sampler) for sampler in ranks]
+    assert len({len(batches) for batches in per_rank}) == 1
+    for position, global_batch in enumerate(single):
+        parts = [batches[position] for batches in per_rank]
+        assert len({len(part) for part in parts}) == 1
+        if kind != "uniform":
+            assert sum(parts, []) == global_batch
+        assert len(set(sum(parts, []))) == sum(len(part) for part in parts)
+
+
+def test_uniform_replicas_pad_to_cover_every_index():
+    ranks = [UniformBatchSampler(10, 2, num_replicas=3, rank=rank) for rank in range(3)]
+    per_rank = [list(sampler) for sampler in ranks]
+    assert [len(batches) for batches in per_rank] == [2, 2, 2]
+    assert set(i for batches in per_rank for batch in batches for i in batch) == set(range(10))
+
+
+def test_walk_sampler_requires_embeddings_before_iterating():
+    sampler = WalkBatchSampler(N, 16, num_candidates=20, num_neighbors=5)
+    with pytest.raises(RuntimeError, match="set_embeddings"):
+        list(sampler)
+
+
+def test_set_graph_walks_on_the_given_graph():
+    sampler = WalkBatchSampler(6, 3, num_candidates=2, num_neighbors=1, restart_prob=0.0)
+    ring = dgl.graph((torch.arange(6), (torch.arange(6) + 1) % 6))
+    sampler.set_graph(ring)
+    for batch in sampler:
+        assert batch == [(batch[0] + i) % 6 for i in range(3)]
+    with pytest.raises(ValueError, match="graph has 5 nodes but the dataset has 6"):
+        sampler.set_graph(dgl.graph(([0], [1]), num_nodes=5))
+
+
+def test_knn_graph_variant():
+    sampler = make("rwr", graph="knn")
+    assert len(list(sampler)) == len(sampler)
+
+
+def test_repr_names_the_configuration():
+    text = repr(make("rwr"))
+    assert text.startswith("WalkBatchSampler(") and "num_candidates=50" in text and "strategy='rwr'" in text
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, got 0"),
+        ({"batch_size": N + 1}, ValueError, r"batch_size \(301\) x num_replicas \(1\) exceeds the dataset length \(300\)"),
+        ({"batch_size": 200, "num_replicas": 2}, ValueError, "exceeds the dataset length"),
+        ({"num_neighbors": 0}, ValueError, r"num_neighbors \(K\) must be \[1, 299\], got 0"),
+        ({"num_neighbors": 300, "num_candidates": 400}, ValueError, "got 300"),
+        ({"num_neighbors": 30, "num_candidates": 20}, ValueError, r"K=30.*M=20"),
+        ({"num_candidates": 0}, ValueError, r"num_candidates \(M\) must be >= 1, got 0"),
+        ({"restart_prob": 1.2}, ValueError, r"restart_prob must be in \[0, 1\], got 1.2"),
+        ({"restart_prob": "high"}, TypeError, "'high'"),
+        ({"refresh_every": 0}, ValueError, r"refresh_every \(t\) must be >= 1, got 0"),
+        ({"strategy": "teleport"}, ValueError, "strategy must be one of"),
+        ({"graph": "hnsw"}, ValueError, "graph must be one of"),
+        ({"rank": 2, "num_replicas": 2}, ValueError, r"rank must be \[0, 1\], got 2"),
+        ({"drop_last": "yes"}, TypeError, "drop_last"),
+        ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, error, match):
+    options = {"batch_size": 16, "num_candidates": 50, "num_neighbors": 10} | kwargs
+    with pytest.raises(error, match=match):
+        WalkBatchSampler(N, options.pop("batch_size"), **options)
+
+
+@pytest.mark.parametrize("kind", ["knn", "rwr"])
+@pytest.mark.parametrize(
+    "bad,error,match",
+    [
+        (torch.zeros(N), ValueError, "2-D"),
+        (torch.zeros(N, 4, dtype=torch.int32), TypeError, "floating point"),
+        (torch.zeros(N - 1, 4), ValueError, "has 299 rows but the dataset has 300"),
+        (torch.full((N, 4), float("nan")), ValueError, "NaN or inf"),
+        (torch.ones(N, 4).index_fill_(0, torch.tensor([17]), float("inf")), ValueError, "row 17"),
+    ],
+)
+def test_bad_embeddings(kind, bad, error, match):
+    sampler = make(kind)
+    with pytest.raises(error, match=match):
+        sampler.set_embeddings(bad)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [({"n": 301}, "num_instances=300"), ({"batch_size": 16}, "batch_size=32"), ({"seed": 1}, "seed=0")],
+)
+def test_load_state_from_a_different_sampler_is_rejected(change, match):
+    state = make("rwr").state_dict()
+    other = make("rwr", **change)
+    with pytest.raises(ValueError, match=match):
+        other.load_state_dict(state)

@@ -1,0 +1,144 @@
+import pytest
+import torch
+from torch import nn
+
+from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
+from dglbs.losses import InfoNCELoss
+from dglbs.method import ContrastiveMethod
+from dglbs.trainer import Trainer
+
+N, DIM = 120, 6
+
+
+class NoisyViews(ContrastiveMethod):
+    """A linear encoder on Gaussian-noise views, with its own generator."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.encoder = nn.Linear(DIM, 4)
+        self.head = nn.Linear(4, 4)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps_seen = []
+
+    def view(self, x):
+        return x + 0.1 * torch.randn(x.shape, generator=self.generator)
+
+    def forward(self, batch):
+        x, _ = batch
+        return self.head(self.encoder(self.view(x))), self.head(self.encoder(self.view(x)))
+
+    def embed(self, batch):
+        return self.encoder(batch[0])
+
+    def on_step_end(self, progress):
+        self.steps_seen.append(progress)
+
+    # The view generator is training state: checkpoints must carry it.
+    def get_extra_state(self):
+        return self.generator.get_state()
+
+    def set_extra_state(self, state):
+        self.generator.set_state(state)
+
+
+def dataset():
+    generator = torch.Generator().manual_seed(1)
+    centers = torch.randn(3, DIM, generator=generator) * 3
+    labels = torch.arange(N) % 3
+    x = centers[labels] + torch.randn(N, DIM, generator=generator)
+    return list(zip(x, labels)), labels
+
+
+def collate(items):
+    x, y = zip(*items)
+    return torch.stack(x), torch.stack(y)
+
+
+def make_trainer(sampler, tmp_path=None, **kwargs):
+    data, labels = dataset()
+    return Trainer(
+        NoisyViews(), InfoNCELoss(0.5), sampler, data, collate_fn=collate, lr=1e-2,
+        labels=labels, progress=False,
+        checkpoint_path=None if tmp_path is None else tmp_path / "run.ckpt", **kwargs,
+    )
+
+
+def walk_sampler(**kwargs):
+    return WalkBatchSampler(N, 16, num_candidates=30, num_neighbors=5, refresh_every=4, chunk_size=3, **kwargs)
+
+
+def test_training_lowers_the_loss_and_reports_costs():
+    trainer = make_trainer(walk_sampler())
+    history = trainer.fit(6)
+    assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"]
+    for stats in history:
+        assert stats["steps"] == 8
+        assert stats["cost_s"] > 0 and stats["cost_t"] > 0 and stats["sampler_share"] > 0
+        assert 0 <= stats["false_negative_rate"] <= 1 and -1 <= stats["batch_similarity"] <= 1
+    # one refresh before training, then one every 4 steps: 48 steps -> 12 more
+    assert sum(stats["refreshes"] for stats in history) == 12
+    assert trainer.method.steps_seen[-1] == pytest.approx(1.0)
+
+
+def test_uniform_sampler_needs_no_refresh():
+    trainer = make_trainer(UniformBatchSampler(N, 16))
+    history = trainer.fit(2)
+    assert all(stats["refreshes"] == 0 and stats["cost_g"] == 0 for stats in history)
+
+
+def test_bank_refresh_skips_encode_passes(monkeypatch):
+    trainer = make_trainer(KNNBatchSampler(N, 16, refresh_every=4), refresh="bank")
+    encodes = []
+    original = trainer.encode
+    monkeypatch.setattr(trainer, "encode", lambda *a, **k: encodes.append(1) or original(*a, **k))
+    history = trainer.fit(3)
+    assert sum(stats["refreshes"] for stats in history) == 24 // 4
+    assert len(encodes) == 1, "only the bank's initial fill runs a pass over the data"
+    assert trainer.bank.full and trainer.bank.embeddings.shape == (N, 4)
+    assert torch.allclose(trainer.sampler.embeddings, trainer.bank.embeddings)
+
+
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
+    reference = make_trainer(walk_sampler(), tmp_path / "a")
+    reference.fit(3)
+
+    interrupted = make_trainer(walk_sampler(), tmp_path / "b", checkpoint_every=11)
+    original_step = interrupted.sampler.step
+
+    def crash_after_step_12(num_steps=1):
+        original_step(num_steps)
+        if interrupted.sampler.global_step == 12:
+            raise KeyboardInterrupt
+
+    interrupted.sampler.step = crash_after_step_12
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(3)
+
+    resumed = make_trainer(walk_sampler(), tmp_path / "c")
+    resumed.fit(3, resume_from=tmp_path / "b" / "run.ckpt")
+    for name, value in reference.method.state_dict().items():
+        assert torch.allclose(value, resumed.method.state_dict()[name]), name
+    assert resumed.sampler.global_step == reference.sampler.global_step == 24
+
+
+def test_trainer_argument_errors():
+    data, labels = dataset()
+    method, loss = NoisyViews(), InfoNCELoss()
+    with pytest.raises(ValueError, match="sampler is over 100 instances but the dataset has 120"):
+        Trainer(method, loss, UniformBatchSampler(100, 8), data, collate_fn=collate)
+    with pytest.raises(ValueError, match="refresh must be one of"):
+        Trainer(method, loss, UniformBatchSampler(N, 8), data, collate_fn=collate, refresh="never")
+    with pytest.raises(TypeError, match="ContrastiveBatchSampler"):
+        Trainer(method, loss, torch.utils.data.BatchSampler(range(N), 8, False), data, collate_fn=collate)
+    with pytest.raises(ValueError, match=r"labels must have shape \(120,\)"):
+        Trainer(method, loss, UniformBatchSampler(N, 8), data, collate_fn=collate, labels=labels[:5])
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        make_trainer(UniformBatchSampler(N, 8)).fit(1, resume_from="/nonexistent.ckpt")
+
+
+def test_diverging_loss_stops_with_a_clear_error():
+    trainer = make_trainer(UniformBatchSampler(N, 16))
+    trainer.loss = lambda z1, z2: (z1.sum() * float("nan"))
+    with pytest.raises(FloatingPointError, match="loss became nan at epoch 0"):
+        trainer.fit(1)
