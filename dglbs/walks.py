@@ -174,8 +174,15 @@ class GraphWalker:
             # Column 0 of every trace is its start, already in the batch.
             walk = walk[:, 1:].long().reshape(open_rows.numel(), traces * length)
             merged, merged_count = first_distinct(torch.cat([batch[open_rows], walk], 1), batch_size)
-            stalls[open_rows] = torch.where(merged_count == count[open_rows], stalls[open_rows] + 1, 0)
+            gained = merged_count - count[open_rows]
+            stalls[open_rows] = torch.where(gained == 0, stalls[open_rows] + 1, 0)
             batch[open_rows], count[open_rows] = merged, merged_count
+            if not continue_walk:
+                # Revisits near the seed (high alpha) lower the yield of a trace:
+                # size the next round by the yield this one had.
+                missing = (batch_size - merged_count).float()
+                per_trace = max(float(gained.sum()) / (open_rows.numel() * traces), 1.0 / batch_size)
+                traces = min(4 * batch_size, math.ceil(_TRACE_SURPLUS * float(missing.mean()) / per_trace))
             if continue_walk:
                 moved = (walk >= 0).sum(1, keepdim=True)
                 last = walk.gather(1, (moved - 1).clamp_min(0)).squeeze(1)
@@ -296,23 +303,27 @@ def first_distinct(rows: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.
         ``firsts[s, :found[s]]`` are row ``s``'s first distinct ids; the rest is -1.
     """
     num_rows, width = rows.shape
-    valid = rows >= 0
-    row_of = torch.arange(num_rows).unsqueeze(1).expand(num_rows, width)[valid]
-    values = rows[valid]
+    # Index arithmetic on positions (rather than boolean masks, which are slow to
+    # apply in torch) keeps this cheap enough to run once per chunk of batches.
+    flat = rows.reshape(-1)
+    positions = torch.nonzero(flat >= 0).squeeze(1)
+    values = flat[positions]
+    row_of = positions // width
     key = row_of * (int(values.max()) + 1 if values.numel() else 1) + values
     order = torch.sort(key, stable=True).indices
     sorted_key = key[order]
     leading = torch.ones_like(sorted_key, dtype=torch.bool)
     leading[1:] = sorted_key[1:] != sorted_key[:-1]
-    # Marking first occurrences in place keeps row-major (visit) order without a sort.
     is_first = torch.zeros_like(leading)
     is_first[order[leading]] = True
-    row_of, values = row_of[is_first], values[is_first]
+    first = torch.nonzero(is_first).squeeze(1)
+    row_of, values = row_of[first], values[first]
     found = torch.bincount(row_of, minlength=num_rows)
     rank = torch.arange(row_of.numel()) - (torch.cumsum(found, 0) - found)[row_of]
-    keep = rank < count
-    firsts = torch.full((num_rows, count), -1, dtype=torch.int64)
-    firsts[row_of[keep], rank[keep]] = values[keep]
+    widest = max(count, int(found.max()) if num_rows else 0)
+    firsts = torch.full((num_rows, widest), -1, dtype=torch.int64)
+    firsts[row_of, rank] = values
+    firsts = firsts[:, :count].contiguous()
     return firsts, found.clamp_max(count)
 
 

@@ -10,6 +10,10 @@ from .._checks import check_embeddings, check_int
 from .base import ContrastiveBatchSampler
 
 
+DEFAULT_CHUNK_SIZE = 128
+"""Batches drawn together by default; enough to amortise per-call overhead."""
+
+
 class EmbeddingBatchSampler(ContrastiveBatchSampler):
     """Base of the kNN and walk samplers: one seed per batch, batches grown around it.
 
@@ -28,8 +32,9 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         ``t``: :attr:`refresh_due` turns true every ``t`` training steps.
     normalize : bool
         L2-normalise embeddings, so similarities are cosines.
-    chunk_size : int
-        Batches computed together.
+    chunk_size : int, optional
+        Batches computed together. Default ``min(128, refresh_every)``: a refresh
+        discards the rest of a chunk, so chunks longer than ``t`` waste work.
     **kwargs
         See :class:`ContrastiveBatchSampler`.
     """
@@ -41,12 +46,14 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         *,
         refresh_every: int = 50,
         normalize: bool = True,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(num_instances, batch_size, **kwargs)
         self.refresh_every = check_int("refresh_every (t)", refresh_every, low=1)
         self.normalize = bool(normalize)
+        if chunk_size is None:
+            chunk_size = min(DEFAULT_CHUNK_SIZE, self.refresh_every)
         self.chunk_size = check_int("chunk_size", chunk_size, low=1)
         self.refreshed_at: int | None = None
         self._chunk: torch.Tensor | None = None

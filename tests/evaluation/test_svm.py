@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dglbs.evaluation.svm import svm_cross_val, summarize
+
+FAST = {"Cs": (0.1, 10.0)}
+
+
+def blobs(n_per_class: int, classes: int, dim: int, gap: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    centres = rng.normal(size=(classes, dim)) * gap
+    return centres[labels] + rng.normal(size=(len(labels), dim)), labels
+
+
+def test_separable_classes_are_classified_perfectly():
+    x, y = blobs(30, 3, 8, gap=10.0)
+    result = svm_cross_val(torch.from_numpy(x).float(), torch.from_numpy(y), **FAST)
+    assert result["mean"] == 1.0 and result["std"] == 0.0
+    assert len(result["fold_accuracies"]) == 10 and len(result["best_C"]) == 10
+
+
+def test_random_labels_score_near_chance():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 8))
+    y = rng.permutation(np.repeat([0, 1], 150))
+    result = svm_cross_val(x, y, **FAST)
+    assert abs(result["mean"] - 0.5) < 0.1
+    assert all(0.0 <= a <= 1.0 for a in result["fold_accuracies"])
+
+
+def test_string_labels_and_linear_kernel():
+    x, y = blobs(20, 2, 4, gap=10.0, seed=2)
+    names = np.array(["active", "inactive"])[y]
+    assert svm_cross_val(x, names, kernel="linear", folds=5, **FAST)["mean"] == 1.0
+
+
+def test_reproducible_with_seed_and_seed_changes_the_folds():
+    x, y = blobs(25, 2, 6, gap=0.7, seed=3)
+    first = svm_cross_val(x, y, seed=7, **FAST)
+    assert svm_cross_val(x, y, seed=7, **FAST) == first
+    assert svm_cross_val(x, y, seed=8, **FAST)["fold_accuracies"] != first["fold_accuracies"]
+    assert first["mean"] == pytest.approx(np.mean(first["fold_accuracies"]))
+    assert first["std"] == pytest.approx(np.std(first["fold_accuracies"]))
+
+
+def test_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"\(20,\)"):
+        svm_cross_val(np.zeros((20, 3)), np.zeros(19))
+
+
+def test_too_few_samples_per_class_names_the_counts():
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.array([0] * 33 + [1] * 7)
+    with pytest.raises(ValueError, match=r"at least 10 samples.*\{1: 7\}"):
+        svm_cross_val(x, y)
+    # With 2 outer folds each training half must still fill 5 inner folds.
+    with pytest.raises(ValueError, match=r"at least 10 samples for folds=2"):
+        svm_cross_val(x, y, folds=2)
+    assert 0.0 <= svm_cross_val(x, y, folds=5, inner_folds=3, **FAST)["mean"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "x, y, kwargs, match",
+    [
+        (np.zeros((20, 3)), np.zeros(20), {}, "at least 2 classes"),
+        (np.zeros(20), np.arange(20) % 2, {}, r"\(N, d\)"),
+        (np.full((20, 3), np.nan), np.arange(20) % 2, {}, "NaN"),
+        (np.zeros((20, 3)), np.arange(20) % 2, {"folds": 1}, "folds"),
+        (np.zeros((20, 3)), np.arange(20) % 2, {"inner_folds": 1}, "inner_folds"),
+        (np.zeros((20, 3)), np.arange(20) % 2, {"Cs": ()}, "Cs"),
+        (np.zeros((20, 3)), np.arange(20) % 2, {"Cs": (1.0, -1.0)}, "Cs"),
+    ],
+)
+def test_invalid_inputs(x, y, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        svm_cross_val(x, y, **kwargs)
+
+
+def test_summarize():
+    mean, std = summarize([0.7, 0.8, 0.9])
+    assert mean == pytest.approx(0.8) and std == pytest.approx(np.std([0.7, 0.8, 0.9]))
+    assert summarize(torch.tensor([0.5])) == (0.5, 0.0)
+    for bad in ([], [1.0, float("nan")], [[0.1, 0.2]]):
+        with pytest.raises(ValueError, match="finite"):
+            summarize(bad)
