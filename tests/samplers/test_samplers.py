@@ -278,3 +278,13 @@ def test_load_state_from_a_different_sampler_is_rejected(change, match):
     other = make("rwr", **change)
     with pytest.raises(ValueError, match=match):
         other.load_state_dict(state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dataset_barely_larger_than_the_batch(kind):
+    sampler = make(kind, n=33, batch_size=32, **({} if kind in ("uniform", "knn") else {"num_candidates": 20, "num_neighbors": 3}))
+    batches = list(sampler)
+    assert len(batches) == 2
+    assert all(len(set(batch)) == len(batch) for batch in batches)
+    if kind != "uniform":
+        assert all(len(batch) == 32 for batch in batches)
