@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
@@ -66,6 +66,7 @@ class Result:
     sampler_share: float
     encode_share: float
     history: list[dict] = field(repr=False)
+    embeddings: torch.Tensor = field(repr=False)
 
 
 def make_sampler(config: Config, num_instances: int):
@@ -120,7 +121,7 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result:
         return sum(stats[key] * stats["steps"] for stats in history) / steps
 
     return Result(config, scores["mean"], scores["std"], train_seconds,
-                  mean_share("sampler_share"), mean_share("encode_share"), history)
+                  mean_share("sampler_share"), mean_share("encode_share"), history, embeddings)
 
 
 def summary_table(results: list[Result]) -> str:
