@@ -190,21 +190,26 @@ class Trainer:
         total_steps = epochs * len(self.sampler)
         if hasattr(self.sampler, "set_total_steps"):
             self.sampler.set_total_steps(total_steps)
+        # The refresh before training counts towards the first epoch's costs.
+        marks = self._cost_marks()
         if self.needs_embeddings and self.sampler.refresh_due:
             self.refresh_sampler()
         self.method.train()
         while self.epoch < epochs:
             self.sampler.set_epoch(self.epoch)
-            self.history.append(self._train_epoch(total_steps))
+            self.history.append(self._train_epoch(total_steps, marks))
+            marks = self._cost_marks()
             self.epoch += 1
             self.save_checkpoint()
         return self.history
 
-    def _train_epoch(self, total_steps: int) -> dict[str, Any]:
+    def _cost_marks(self) -> tuple[float, float, float, int]:
+        """Running totals the per-epoch costs are differences of."""
+        return self.sampler.sampling_seconds, self._encode_seconds, self._graph_seconds, self._refreshes
+
+    def _train_epoch(self, total_steps: int, marks: tuple[float, float, float, int]) -> dict[str, Any]:
         sampler = self.sampler
-        sampling_start, encode_start, graph_start, refreshes_start = (
-            sampler.sampling_seconds, self._encode_seconds, self._graph_seconds, self._refreshes,
-        )
+        sampling_start, encode_start, graph_start, refreshes_start = marks
         losses, step_seconds, similarities, false_negatives = [], 0.0, [], []
         bar = tqdm(total=len(sampler), initial=sampler.resume_position,
                    desc=f"epoch {self.epoch}", disable=not self.progress, leave=False)
