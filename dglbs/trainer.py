@@ -64,6 +64,11 @@ class Trainer:
     optimizer : torch.optim.Optimizer, optional
         Default: Adam over ``method.parameters()`` with ``lr``.
     lr : float
+    lr_scheduler : callable, optional
+        ``lr_scheduler(optimizer)`` -> a ``torch.optim.lr_scheduler`` stepped after
+        every optimizer step, e.g. ``lambda opt: LambdaLR(opt, lambda s: 1 - s / total)``.
+    max_grad_norm : float, optional
+        Clip the gradients' global norm to this before each step.
     device : str or torch.device
     refresh : {"encode", "bank"}
     encode_batch_size : int
@@ -88,6 +93,8 @@ class Trainer:
         collate_fn: Callable[[list[Any]], Any],
         optimizer: torch.optim.Optimizer | None = None,
         lr: float = 1e-3,
+        lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+        max_grad_norm: float | None = None,
         device: str | torch.device = "cpu",
         refresh: str = "encode",
         encode_batch_size: int = 256,
@@ -117,6 +124,10 @@ class Trainer:
         self.dataset = dataset
         self.collate_fn = collate_fn
         self.optimizer = optimizer or torch.optim.Adam(method.parameters(), lr=lr)
+        self.lr_scheduler = None if lr_scheduler is None else lr_scheduler(self.optimizer)
+        if max_grad_norm is not None and not max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be positive, got {max_grad_norm}")
+        self.max_grad_norm = max_grad_norm
         self.refresh = refresh
         self.encode_batch_size = encode_batch_size
         self.labels = labels
@@ -179,11 +190,19 @@ class Trainer:
         self._graph_seconds += time.perf_counter() - built
         self._refreshes += 1
 
-    def fit(self, epochs: int, *, resume_from: str | Path | None = None) -> list[dict[str, Any]]:
+    def fit(
+        self,
+        epochs: int,
+        *,
+        resume_from: str | Path | None = None,
+        on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Train until ``epochs`` epochs are done; returns one stats dict per epoch.
 
         With ``resume_from`` (a checkpoint of this trainer's configuration),
         training continues exactly where the checkpoint left off.
+        ``on_epoch_end(trainer, stats)`` runs after each epoch, before its
+        checkpoint; it may add entries to ``stats`` (e.g. a kNN-monitor accuracy).
         """
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -197,7 +216,10 @@ class Trainer:
         self.method.train()
         while self.epoch < epochs:
             self.sampler.set_epoch(self.epoch)
-            self.history.append(self._train_epoch(total_steps, marks))
+            stats = self._train_epoch(total_steps, marks)
+            if on_epoch_end is not None:
+                on_epoch_end(self, stats)
+            self.history.append(stats)
             marks = self._cost_marks()
             self.epoch += 1
             self.save_checkpoint()
@@ -225,7 +247,11 @@ class Trainer:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.method.parameters(), self.max_grad_norm)
             self.optimizer.step()
+            if self.lr_scheduler is not None:
+                self.lr_scheduler.step()
             sampler.step()
             self.method.on_step_end(min(1.0, sampler.global_step / total_steps))
             step_seconds += time.perf_counter() - start
@@ -236,7 +262,8 @@ class Trainer:
                 false_negatives.append(false_negative_rate(self.labels[indices]))
             if self.bank is not None:
                 self.bank.update(indices, _bank_rows(z1.detach(), z2.detach()))
-            if self.needs_embeddings and sampler.refresh_due:
+            # A refresh after the last step would feed no batch.
+            if self.needs_embeddings and sampler.refresh_due and sampler.global_step < total_steps:
                 self.refresh_sampler()
             if self.checkpoint_every and sampler.global_step % self.checkpoint_every == 0:
                 self.save_checkpoint()
@@ -280,6 +307,7 @@ class Trainer:
             "epoch": self.epoch,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "history": self.history,
             "bank": None if self.bank is None else (self.bank.embeddings, self.bank.written),
@@ -289,6 +317,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         self.epoch = state["epoch"]
         self.history = list(state["history"])

@@ -18,8 +18,10 @@ A batch is the first ``B`` distinct nodes a walk from a seed node visits:
 Top-up: when a walk stops finding new nodes (its seed's reachable set is smaller
 than ``B``, or it hit a node without out-edges), it continues from a *fresh seed*,
 a node drawn uniformly among those not yet in the batch. Random walks count as
-stopped after ``STALL_ROUNDS`` rounds of traces in a row found nothing new; BFS and
-DFS when their queue or stack runs empty. Every batch therefore has ``B`` distinct
+stopped when a round of traces found nothing new and the batch is closed (no
+out-neighbour of its nodes lies outside it), or after ``STALL_ROUNDS`` barren
+rounds in a row (restart-heavy walks may not reach every reachable node soon);
+BFS and DFS when their queue or stack runs empty. Every batch therefore has ``B`` distinct
 nodes, and sampling ends after a bounded number of rounds (at most
 ``(STALL_ROUNDS + 1) * B`` for random walks).
 """
@@ -187,7 +189,8 @@ class GraphWalker:
                 moved = (walk >= 0).sum(1, keepdim=True)
                 last = walk.gather(1, (moved - 1).clamp_min(0)).squeeze(1)
                 starts[open_rows] = torch.where(moved.squeeze(1) > 0, last, starts[open_rows])
-            stalled = open_rows[stalls[open_rows] >= STALL_ROUNDS]
+            barren = open_rows[gained == 0]
+            stalled = barren[(stalls[barren] >= STALL_ROUNDS) | self._closed(batch[barren])]
             stalls[stalled] = 0
             self._restart_stalled(batch, count, stalled, starts, generator)
         return batch
@@ -254,6 +257,19 @@ class GraphWalker:
                 stack[exhausted, 0] = fresh
                 count[exhausted] += 1
                 depth[exhausted] = 1
+
+    def _closed(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per row of ``rows`` (S, B), -1 padded: whether every out-neighbour of its
+        nodes is in the row, i.e. no walk from the row can find a new node."""
+        if not rows.numel():
+            return torch.zeros(0, dtype=torch.bool)
+        members = torch.sort(torch.where(rows >= 0, rows, self.num_nodes), dim=1).values
+        neighbors = self.neighbor_table[rows.clamp_min(0)]
+        neighbors[rows < 0] = -1
+        neighbors = neighbors.view(rows.shape[0], -1)
+        found = torch.searchsorted(members, neighbors.clamp_min(0)).clamp_max(rows.shape[1] - 1)
+        inside = (members.gather(1, found) == neighbors) | (neighbors < 0)
+        return inside.all(dim=1)
 
     def _restart_stalled(
         self,

