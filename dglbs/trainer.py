@@ -32,6 +32,26 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def summarize_history(history: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Whole-run costs from :meth:`Trainer.fit`'s per-epoch stats.
+
+    Returns
+    -------
+    dict
+        ``steps`` and ``refreshes`` (totals); ``cost_s``, ``cost_t``,
+        ``sampler_share`` and ``encode_share`` averaged over steps; ``cost_g``
+        averaged over refreshes. Averages are NaN when there is nothing to average.
+    """
+    steps = sum(stats["steps"] for stats in history)
+    refreshes = sum(stats["refreshes"] for stats in history)
+
+    def mean(key: str, weight: str, total: int) -> float:
+        return sum(stats[key] * stats[weight] for stats in history) / total if total else math.nan
+
+    summary = {key: mean(key, "steps", steps) for key in ("cost_s", "cost_t", "sampler_share", "encode_share")}
+    return summary | {"steps": steps, "refreshes": refreshes, "cost_g": mean("cost_g", "refreshes", refreshes)}
+
+
 def _bank_rows(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """What the embedding bank keeps of a step's two views: their normalised sum."""
     return F.normalize(z1 + z2, dim=1)

@@ -18,7 +18,6 @@ The first run converts the SMILES (about a minute) and caches the graphs.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from dglbs.data.molhiv import MolHIVDataset, evaluate_rocauc
 from dglbs.data.tu import collate
 from dglbs.evaluation.svm import summarize
 from dglbs.losses import make_loss
-from dglbs.trainer import Trainer
+from dglbs.trainer import Trainer, summarize_history
 
 PROBE_C = (0.001, 0.01, 0.1, 1.0)
 """Inverse regularisation strengths of the logistic-regression probe tried on valid."""
@@ -150,12 +149,6 @@ def probe_rocauc(
     return max(fits, key=lambda fit: fit["valid"])
 
 
-def _weighted_mean(history: list[dict], key: str, weight: str) -> float:
-    """Mean of the epochs' ``key`` weighted by their ``weight``; NaN when nothing was weighed."""
-    total = sum(stats[weight] for stats in history)
-    return sum(stats[key] * stats[weight] for stats in history) / total if total else math.nan
-
-
 def run(config: Config, dataset: MolHIVDataset | None = None) -> Result:
     """Pre-train GraphCL on all molecules, then probe the frozen embeddings."""
     if config.method != "graphcl":
@@ -178,15 +171,12 @@ def run(config: Config, dataset: MolHIVDataset | None = None) -> Result:
     train_seconds = time.perf_counter() - start
     scores = probe_rocauc(trainer.encode().cpu(), dataset.labels, dataset.get_idx_split(),
                           cs=config.probe_c, balanced=config.balanced, seed=config.seed)
-    refreshes = sum(stats["refreshes"] for stats in history)
+    costs = summarize_history(history)
     return Result(
         config, scores["valid"], scores["test"], scores["c"], train_seconds,
-        sampler_share=_weighted_mean(history, "sampler_share", "steps"),
-        encode_share=_weighted_mean(history, "encode_share", "steps"),
-        cost_g=_weighted_mean(history, "cost_g", "refreshes"),
-        cost_s=_weighted_mean(history, "cost_s", "steps"),
-        cost_t=_weighted_mean(history, "cost_t", "steps"),
-        refreshes=refreshes, history=history,
+        sampler_share=costs["sampler_share"], encode_share=costs["encode_share"],
+        cost_g=costs["cost_g"], cost_s=costs["cost_s"], cost_t=costs["cost_t"],
+        refreshes=costs["refreshes"], history=history,
     )
 
 

@@ -20,7 +20,7 @@ from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatc
 from dglbs.data.tu import TUDataset, collate
 from dglbs.evaluation.svm import summarize, svm_cross_val
 from dglbs.losses import make_loss
-from dglbs.trainer import Trainer
+from dglbs.trainer import Trainer, summarize_history
 from models.gin import GIN
 from models.graphcl import GraphCL
 from models.mvgrl import MVGRL, WithDiffusion
@@ -115,13 +115,9 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result:
     train_seconds = time.perf_counter() - start
     embeddings = trainer.encode().cpu()
     scores = svm_cross_val(embeddings, dataset.labels, folds=config.svm_folds, seed=config.seed)
-    steps = sum(stats["steps"] for stats in history)
-
-    def mean_share(key: str) -> float:
-        return sum(stats[key] * stats["steps"] for stats in history) / steps
-
+    costs = summarize_history(history)
     return Result(config, scores["mean"], scores["std"], train_seconds,
-                  mean_share("sampler_share"), mean_share("encode_share"), history, embeddings)
+                  costs["sampler_share"], costs["encode_share"], history, embeddings)
 
 
 def summary_table(results: list[Result]) -> str:

@@ -28,7 +28,7 @@ from dglbs.data.text import SentenceDataset
 from dglbs.evaluation.sts import AVERAGE, evaluate_sts
 from dglbs.evaluation.svm import summarize
 from dglbs.losses import make_loss
-from dglbs.trainer import Trainer
+from dglbs.trainer import Trainer, summarize_history
 from models.simcse import POOLINGS, SentenceCollator, SimCSE, load_pretrained
 
 SAMPLERS = ("uniform", "knn", "batchsampler")
@@ -127,13 +127,9 @@ def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs
     start = time.perf_counter()
     scores = evaluate(method, tokenizer, benchmarks, config)
     eval_seconds = time.perf_counter() - start
-    steps = sum(stats["steps"] for stats in history)
-
-    def mean_share(key: str) -> float:
-        return sum(stats[key] * stats["steps"] for stats in history) / steps
-
+    costs = summarize_history(history)
     return Result(config, scores, train_seconds, eval_seconds,
-                  mean_share("sampler_share"), mean_share("encode_share"), history)
+                  costs["sampler_share"], costs["encode_share"], history)
 
 
 def summary_table(results: list[Result], pretrained: dict[str, float] | None = None) -> str:

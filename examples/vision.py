@@ -21,7 +21,6 @@ downloaded); Fashion-MNIST is bundled. CPU budgets: ``--train-subset``, ``--widt
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from dglbs.evaluation.knn_monitor import KNNMonitor
 from dglbs.evaluation.linear_probe import linear_probe
 from dglbs.evaluation.svm import summarize
 from dglbs.losses import LOSSES, make_loss
-from dglbs.trainer import Trainer
+from dglbs.trainer import Trainer, summarize_history
 from models.augment_image import mocov3_augmentations, simclr_augmentation
 from models.mocov3 import MoCoV3, MoCoV3Loss
 from models.resnet import ARCHITECTURES, make_resnet
@@ -220,15 +219,11 @@ def run(config: Config, data: Data | None = None) -> Result:
     train_seconds = time.perf_counter() - start - (monitor.seconds if monitor else 0.0)
     probe = linear_probe(trainer.encode(data.probe_train).cpu(), data.probe_train.labels,
                          trainer.encode(data.test).cpu(), data.test.labels, seed=config.seed)
-    steps = sum(stats["steps"] for stats in history)
-
-    def mean_share(key: str) -> float:
-        # --epochs 0 probes the randomly initialised backbone: no steps to average.
-        return sum(stats[key] * stats["steps"] for stats in history) / steps if steps else math.nan
-
+    # With --epochs 0 (the untrained backbone) the shares are NaN: no steps.
+    costs = summarize_history(history)
     return Result(config, probe.test_accuracy, probe.val_accuracy, probe.weight_decay,
                   [stats["knn_accuracy"] for stats in history if "knn_accuracy" in stats], train_seconds,
-                  mean_share("sampler_share"), mean_share("encode_share"), history)
+                  costs["sampler_share"], costs["encode_share"], history)
 
 
 def summary_table(results: list[Result]) -> str:

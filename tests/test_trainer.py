@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -5,7 +7,7 @@ from torch import nn
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
 from dglbs.losses import InfoNCELoss
 from dglbs.method import ContrastiveMethod
-from dglbs.trainer import Trainer
+from dglbs.trainer import Trainer, summarize_history
 
 N, DIM = 120, 6
 
@@ -157,3 +159,15 @@ def test_learning_rate_schedule_and_gradient_clipping():
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="max_grad_norm must be positive, got 0"):
         make_trainer(UniformBatchSampler(N, 16), max_grad_norm=0)
+
+
+def test_summarize_history_weights_by_steps_and_refreshes():
+    history = [
+        {"steps": 1, "refreshes": 2, "cost_s": 1.0, "cost_t": 2.0, "sampler_share": 0.1, "encode_share": 0.0, "cost_g": 4.0},
+        {"steps": 3, "refreshes": 0, "cost_s": 3.0, "cost_t": 2.0, "sampler_share": 0.3, "encode_share": 0.4, "cost_g": 0.0},
+    ]
+    summary = summarize_history(history)
+    assert summary["steps"] == 4 and summary["refreshes"] == 2
+    assert summary["cost_s"] == pytest.approx(2.5) and summary["sampler_share"] == pytest.approx(0.25)
+    assert summary["cost_g"] == pytest.approx(4.0)
+    assert math.isnan(summarize_history([])["cost_t"])

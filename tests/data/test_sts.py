@@ -133,17 +133,8 @@ def test_bad_names_are_rejected(sts_dir):
         load_sts_task("STS-B train", sts_dir)
 
 
-def bundled_sts() -> Path | None:
-    try:
-        folder = default_data_dir() / "sts"
-    except FileNotFoundError:
-        return None
-    return folder if folder.is_dir() else None
-
-
-@pytest.mark.skipif(bundled_sts() is None, reason="bundled STS data not available")
-def test_bundled_suite_has_senteval_sizes():
-    sizes = {name: len(pairs) for name, pairs in load_sts_benchmarks(bundled_sts()).items()}
+def test_bundled_suite_has_senteval_sizes(bundled_sts_dir):
+    sizes = {name: len(pairs) for name, pairs in load_sts_benchmarks(bundled_sts_dir).items()}
     assert sizes == {"STS12": 3108, "STS13": 1500, "STS14": 3750, "STS15": 3000, "STS16": 1186,
                      "STS-B": 1379, "SICK-R": 4927, STSB_DEV: 1500}
-    assert len(load_stsb("train", bundled_sts())) == 5749
+    assert len(load_stsb("train", bundled_sts_dir)) == 5749

@@ -10,39 +10,15 @@ import torch
 
 pytest.importorskip("transformers")
 
-from transformers import BertConfig, BertModel, BertTokenizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from simcse import COLUMNS, Config, evaluate_pretrained, make_sampler, run, summary_table  # noqa: E402
 
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler  # noqa: E402
-from dglbs.data.paths import default_data_dir  # noqa: E402
 from dglbs.data.sts import load_sts_benchmarks  # noqa: E402
 from dglbs.data.text import SentenceDataset  # noqa: E402
 
 WORDS = "a the man woman dog cat is are plays eats runs guitar ball fish in on park".split()
-
-
-def bundled_sts() -> Path | None:
-    try:
-        folder = default_data_dir() / "sts"
-    except FileNotFoundError:
-        return None
-    return folder if folder.is_dir() else None
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny random BERT and its tokenizer, saved as a Hugging Face folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=512)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +30,9 @@ def corpus(tmp_path_factory) -> SentenceDataset:
     return SentenceDataset(path)
 
 
-@pytest.mark.skipif(bundled_sts() is None, reason="bundled STS data not available")
-def test_run_trains_and_scores_the_sts_suite(model_dir, corpus):
-    benchmarks = load_sts_benchmarks(bundled_sts())
-    config = Config(model=str(model_dir), sampler="batchsampler", batch_size=8, lr=1e-3, device="cpu",
+def test_run_trains_and_scores_the_sts_suite(tiny_bert_dir, corpus, bundled_sts_dir):
+    benchmarks = load_sts_benchmarks(bundled_sts_dir)
+    config = Config(model=str(tiny_bert_dir), sampler="batchsampler", batch_size=8, lr=1e-3, device="cpu",
                     num_candidates=20, num_neighbors=5)
     result = run(config, corpus, benchmarks)
     assert set(COLUMNS) <= set(result.scores)

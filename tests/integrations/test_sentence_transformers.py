@@ -21,7 +21,6 @@ from sentence_transformers import (  # noqa: E402
 from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator  # noqa: E402
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss  # noqa: E402
 from sentence_transformers.sentence_transformer.modules import Pooling, Transformer  # noqa: E402
-from transformers import BertConfig, BertModel, BertTokenizer  # noqa: E402
 
 from dglbs import UniformBatchSampler, WalkBatchSampler  # noqa: E402
 from dglbs.integrations.sentence_transformers import BatchSamplerFactory, SamplerCallback  # noqa: E402
@@ -35,23 +34,10 @@ def make_sentences(count: int) -> list[str]:
     return [f"{i} " + " ".join(WORDS[j] for j in row) for i, row in enumerate(picks.tolist())]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny random BERT and its tokenizer, saved as a Hugging Face folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + [str(i) for i in range(100)]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
-def sentence_transformer(model_dir) -> SentenceTransformer:
-    transformer = Transformer(str(model_dir))
+def sentence_transformer(tiny_bert_dir) -> SentenceTransformer:
+    transformer = Transformer(str(tiny_bert_dir))
     return SentenceTransformer(modules=[transformer, Pooling(16, pooling_mode="cls")], device="cpu")
 
 
@@ -75,14 +61,14 @@ class RecordingWalkSampler(WalkBatchSampler):
             yield batch
 
 
-def test_trainer_trains_on_the_walk_batches_and_refreshes_the_graph(model_dir, tmp_path):
+def test_trainer_trains_on_the_walk_batches_and_refreshes_the_graph(tiny_bert_dir, tmp_path):
     sentences = make_sentences(24)
     train = datasets.Dataset.from_dict({"anchor": sentences, "positive": sentences})
     sampler = RecordingWalkSampler(24, 4, num_candidates=10, num_neighbors=3, restart_prob=0.7,
                                    refresh_every=4, seed=1)
     sampler.yielded = []
     callback = SamplerCallback(sampler, train["anchor"], encode_batch_size=8)
-    model = sentence_transformer(model_dir)
+    model = sentence_transformer(tiny_bert_dir)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=4, learning_rate=1e-3,
         batch_sampler=BatchSamplerFactory(sampler, train), use_cpu=True, report_to="none",

@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from transformers import BertConfig, BertModel, BertTokenizer  # noqa: E402
+from transformers import BertConfig  # noqa: E402
 
 from dglbs import WalkBatchSampler  # noqa: E402
 from dglbs.evaluation.sts import encode_sentences  # noqa: E402
@@ -22,23 +22,11 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny random BERT and its tokenizer, saved as a Hugging Face folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture
-def loaded(model_dir):
-    encoder, tokenizer = load_pretrained(model_dir)
+def loaded(tiny_bert_dir):
+    encoder, tokenizer = load_pretrained(tiny_bert_dir)
     return SimCSE(encoder), SentenceCollator(tokenizer, max_length=8)
 
 
@@ -79,8 +67,8 @@ def test_embed_is_cls_without_the_head_and_ignores_padding(loaded):
     torch.testing.assert_close(embeddings[:1], alone, atol=1e-5, rtol=1e-5)
 
 
-def test_mean_pooling_averages_the_unpadded_tokens(model_dir):
-    encoder, tokenizer = load_pretrained(model_dir)
+def test_mean_pooling_averages_the_unpadded_tokens(tiny_bert_dir):
+    encoder, tokenizer = load_pretrained(tiny_bert_dir)
     method, collator = SimCSE(encoder, pooling="mean").eval(), SentenceCollator(tokenizer)
     with torch.no_grad():
         batch = collator(["a man", "a dog runs in the park"])
@@ -119,8 +107,8 @@ def test_trainer_with_batchsampler_lowers_the_simcse_loss(loaded):
     assert trainer.encode().shape == (len(SENTENCES), 16)
 
 
-def test_arguments_are_checked(model_dir, tmp_path):
-    encoder, tokenizer = load_pretrained(model_dir)
+def test_arguments_are_checked(tiny_bert_dir, tmp_path):
+    encoder, tokenizer = load_pretrained(tiny_bert_dir)
     with pytest.raises(ValueError, match="pooling must be one of"):
         SimCSE(encoder, pooling="max")
     with pytest.raises(TypeError, match="config.hidden_size"):

@@ -1,0 +1,41 @@
+"""Fixtures shared by the language tests: a tiny random BERT and the bundled STS data."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from dglbs.data.paths import default_data_dir
+
+TINY_BERT_WORDS = (
+    "a an the man woman child dog cat is are plays runs eats sleeps guitar ball fish grass in on park house"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT and its tokenizer, saved as a Hugging Face folder."""
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_BERT_WORDS + [str(i) for i in range(100)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = transformers.BertTokenizer(vocab=str(folder / "vocab.txt"))
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=512,
+    )
+    transformers.BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bundled_sts_dir() -> Path:
+    """The bundled STS folder; the test is skipped where the shared data is absent."""
+    try:
+        folder = default_data_dir() / "sts"
+    except FileNotFoundError:
+        folder = None
+    if folder is None or not folder.is_dir():
+        pytest.skip("bundled STS data not available")
+    return folder
