@@ -179,16 +179,15 @@ class GraphWalker:
             gained = merged_count - count[open_rows]
             stalls[open_rows] = torch.where(gained == 0, stalls[open_rows] + 1, 0)
             batch[open_rows], count[open_rows] = merged, merged_count
-            if not continue_walk:
-                # Revisits near the seed (high alpha) lower the yield of a trace:
-                # size the next round by the yield this one had.
-                missing = (batch_size - merged_count).float()
-                per_trace = max(float(gained.sum()) / (open_rows.numel() * traces), 1.0 / batch_size)
-                traces = min(4 * batch_size, math.ceil(_TRACE_SURPLUS * float(missing.mean()) / per_trace))
             if continue_walk:
                 moved = (walk >= 0).sum(1, keepdim=True)
                 last = walk.gather(1, (moved - 1).clamp_min(0)).squeeze(1)
                 starts[open_rows] = torch.where(moved.squeeze(1) > 0, last, starts[open_rows])
+            elif bool((missing := batch_size - merged_count[merged_count < batch_size]).numel()):
+                # Revisits near the seed (high alpha) lower the yield of a trace:
+                # size the next round by the yield this one had.
+                per_trace = max(float(gained.sum()) / (open_rows.numel() * traces), 1.0 / batch_size)
+                traces = min(4 * batch_size, math.ceil(_TRACE_SURPLUS * float(missing.float().mean()) / per_trace))
             barren = open_rows[gained == 0]
             stalled = barren[(stalls[barren] >= STALL_ROUNDS) | self._closed(batch[barren])]
             stalls[stalled] = 0
