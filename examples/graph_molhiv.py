@@ -28,8 +28,9 @@ from sklearn.preprocessing import StandardScaler
 
 # Examples are scripts: their own folder is on sys.path, so the TU example imports as
 # a top-level module.
-from graph_tu import SAMPLERS, make_method, make_sampler
+from graph_tu import make_method, make_sampler
 from graph_tu import Config as TUConfig
+from common import SAMPLERS, group_by_config
 
 from dglbs.data.molhiv import MolHIVDataset, evaluate_rocauc
 from dglbs.data.tu import collate
@@ -194,12 +195,9 @@ def describe(result: Result) -> str:
 
 def summary_table(results: list[Result]) -> str:
     """Mean ± std over seeds of valid and test ROC-AUC (%) and costs, per loss and sampler."""
-    rows: dict[tuple[str, str], list[Result]] = {}
-    for result in results:
-        rows.setdefault((result.config.loss, result.config.sampler), []).append(result)
     lines = [f"{'loss':8s} {'sampler':13s} {'valid ROC-AUC':>15s} {'test ROC-AUC':>15s} {'seeds':>5s} "
              f"{'train s':>8s} {'Cost_S ms':>9s} {'Cost_G s':>8s} {'sampler %':>9s}"]
-    for (loss, sampler), group in rows.items():
+    for (loss, sampler), group in group_by_config(results, ("loss", "sampler")).items():
         valid = summarize([100 * result.valid_rocauc for result in group])
         test = summarize([100 * result.test_rocauc for result in group])
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
+from dglbs import LinearSchedule
 from dglbs.data.tu import TUDataset, collate
 from dglbs.evaluation.svm import summarize, svm_cross_val
 from dglbs.losses import make_loss
@@ -24,8 +24,8 @@ from dglbs.trainer import Trainer, summarize_history
 from models.gin import GIN
 from models.graphcl import GraphCL
 from models.mvgrl import MVGRL, WithDiffusion
+from common import COST_HEADER, SAMPLERS, build_sampler, cost_columns, group_by_config
 
-SAMPLERS = ("uniform", "knn", "batchsampler")
 METHODS = ("graphcl", "mvgrl")
 
 PAPER_DATASETS = ("IMDB-BINARY", "IMDB-MULTI", "COLLAB", "REDDIT-BINARY", "PROTEINS", "MUTAG", "NCI1")
@@ -70,22 +70,11 @@ class Result:
 
 
 def make_sampler(config: Config, num_instances: int):
-    # A last uniform batch of one instance has no negatives: drop it then.
-    drop_last = num_instances % config.batch_size == 1
-    common = {"seed": config.seed, "drop_last": drop_last}
-    if config.sampler == "uniform":
-        return UniformBatchSampler(num_instances, config.batch_size, **common)
-    if config.sampler == "knn":
-        return KNNBatchSampler(num_instances, config.batch_size, refresh_every=config.refresh_every, **common)
-    if config.sampler == "batchsampler":
-        return WalkBatchSampler(
-            num_instances, config.batch_size,
-            num_candidates=config.num_candidates,
-            num_neighbors=min(config.num_neighbors, num_instances - 1),
-            restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
-            refresh_every=config.refresh_every, **common,
-        )
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {config.sampler!r}")
+    return build_sampler(
+        config.sampler, num_instances, config.batch_size, seed=config.seed,
+        refresh_every=config.refresh_every, num_candidates=config.num_candidates,
+        num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
+    )
 
 
 def make_method(config: Config, feat_dim: int):
@@ -122,19 +111,10 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result:
 
 def summary_table(results: list[Result]) -> str:
     """Mean ± std over seeds of the per-seed CV accuracies, per sampler and loss."""
-    rows = {}
-    for result in results:
-        key = (result.config.dataset, result.config.method, result.config.loss, result.config.sampler)
-        rows.setdefault(key, []).append(result)
-    lines = [f"{'dataset':12s} {'method':8s} {'loss':8s} {'sampler':13s} {'accuracy (%)':>16s} "
-             f"{'seeds':>5s} {'train s':>8s} {'sampler %':>9s} {'encode %':>8s}"]
-    for (name, method, loss, sampler), group in rows.items():
+    lines = [f"{'dataset':12s} {'method':8s} {'loss':8s} {'sampler':13s} {'accuracy (%)':>16s} {COST_HEADER}"]
+    for (name, method, loss, sampler), group in group_by_config(results).items():
         mean, std = summarize([100 * result.accuracy for result in group])
-        seconds = sum(result.train_seconds for result in group) / len(group)
-        share = 100 * sum(result.sampler_share for result in group) / len(group)
-        encode = 100 * sum(result.encode_share for result in group) / len(group)
-        lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:13s} {mean:9.2f} ± {std:4.2f} "
-                     f"{len(group):5d} {seconds:8.1f} {share:9.2f} {encode:8.1f}")
+        lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:13s} {mean:9.2f} ± {std:4.2f} {cost_columns(group)}")
     return "\n".join(lines)
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
 from dglbs.data.sts import STS_TASKS, STSB_DEV, STSPairs, load_sts_benchmarks
 from dglbs.data.text import SentenceDataset
 from dglbs.evaluation.sts import AVERAGE, evaluate_sts
@@ -30,8 +29,8 @@ from dglbs.evaluation.svm import summarize
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
 from models.simcse import POOLINGS, SentenceCollator, SimCSE, load_pretrained
+from common import SAMPLERS, build_sampler, group_by_config
 
-SAMPLERS = ("uniform", "knn", "batchsampler")
 COLUMNS = STS_TASKS + (AVERAGE, STSB_DEV)
 
 
@@ -75,23 +74,15 @@ class Result:
 
 
 def make_sampler(config: Config, num_instances: int):
-    # A last uniform batch of one sentence has no negatives: drop it then.
+    # Without --refresh-every the graph is rebuilt once per epoch (the paper's SimCSE setting);
+    # build_sampler drops a last batch of one.
     drop_last = num_instances % config.batch_size == 1
     steps_per_epoch = num_instances // config.batch_size if drop_last else math.ceil(num_instances / config.batch_size)
-    refresh_every = config.refresh_every or steps_per_epoch
-    common = {"seed": config.seed, "drop_last": drop_last}
-    if config.sampler == "uniform":
-        return UniformBatchSampler(num_instances, config.batch_size, **common)
-    if config.sampler == "knn":
-        return KNNBatchSampler(num_instances, config.batch_size, refresh_every=refresh_every, **common)
-    if config.sampler == "batchsampler":
-        return WalkBatchSampler(
-            num_instances, config.batch_size,
-            num_candidates=min(config.num_candidates, num_instances - 1),
-            num_neighbors=min(config.num_neighbors, num_instances - 1),
-            restart_prob=config.alpha, refresh_every=refresh_every, **common,
-        )
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {config.sampler!r}")
+    return build_sampler(
+        config.sampler, num_instances, config.batch_size, seed=config.seed,
+        refresh_every=config.refresh_every or steps_per_epoch, num_candidates=config.num_candidates,
+        num_neighbors=config.num_neighbors, restart_prob=config.alpha,
+    )
 
 
 def evaluate(method: SimCSE, tokenizer, benchmarks: dict[str, STSPairs], config: Config) -> dict[str, float]:
@@ -140,10 +131,7 @@ def summary_table(results: list[Result], pretrained: dict[str, float] | None = N
     if pretrained is not None:
         cells = " ".join(f"{pretrained[name]:12.2f}" for name in COLUMNS)
         lines.append(f"{'-':8s} {'before train':13s} {cells}")
-    groups: dict[tuple[str, str], list[Result]] = {}
-    for result in results:
-        groups.setdefault((result.config.loss, result.config.sampler), []).append(result)
-    for (loss, sampler), group in groups.items():
+    for (loss, sampler), group in group_by_config(results, ("loss", "sampler")).items():
         cells = []
         for name in COLUMNS:
             mean, std = summarize([result.scores[name] for result in group])

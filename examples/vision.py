@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset
 
-from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
+from dglbs import LinearSchedule
 from dglbs.data.images import DATASETS, ImageDataset, channel_stats, collate, load_image_dataset
 from dglbs.evaluation.knn_monitor import KNNMonitor
 from dglbs.evaluation.linear_probe import linear_probe
@@ -39,8 +39,8 @@ from models.augment_image import mocov3_augmentations, simclr_augmentation
 from models.mocov3 import MoCoV3, MoCoV3Loss
 from models.resnet import ARCHITECTURES, make_resnet
 from models.simclr import SimCLR
+from common import COST_HEADER, SAMPLERS, build_sampler, cost_columns, group_by_config
 
-SAMPLERS = ("uniform", "knn", "batchsampler")
 METHODS = ("simclr", "mocov3")
 TEMPERATURES = {"simclr": 0.5, "mocov3": 0.2}
 PROJ_DIMS = {"simclr": 128, "mocov3": 256}
@@ -131,23 +131,11 @@ def load_data(config: Config) -> Data:
 
 
 def make_sampler(config: Config, num_instances: int):
-    # A last batch of one instance has no negatives: drop it then.
-    drop_last = num_instances % config.batch_size == 1
-    common = {"seed": config.seed, "drop_last": drop_last}
-    if config.sampler == "uniform":
-        return UniformBatchSampler(num_instances, config.batch_size, **common)
-    if config.sampler == "knn":
-        return KNNBatchSampler(num_instances, config.batch_size, refresh_every=config.refresh_every, **common)
-    if config.sampler == "batchsampler":
-        num_candidates = min(config.num_candidates, num_instances - 1)
-        return WalkBatchSampler(
-            num_instances, config.batch_size,
-            num_candidates=num_candidates,
-            num_neighbors=min(config.num_neighbors, num_candidates),
-            restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
-            refresh_every=config.refresh_every, **common,
-        )
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {config.sampler!r}")
+    return build_sampler(
+        config.sampler, num_instances, config.batch_size, seed=config.seed,
+        refresh_every=config.refresh_every, num_candidates=config.num_candidates,
+        num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
+    )
 
 
 def make_method(config: Config, data: Data):
@@ -228,21 +216,14 @@ def run(config: Config, data: Data | None = None) -> Result:
 
 def summary_table(results: list[Result]) -> str:
     """Mean ± std over seeds of the linear-probe accuracy, per method, loss and sampler."""
-    rows: dict[tuple[str, str, str, str], list[Result]] = {}
-    for result in results:
-        key = (result.config.dataset, result.config.method, result.config.loss, result.config.sampler)
-        rows.setdefault(key, []).append(result)
     lines = [f"{'dataset':14s} {'method':7s} {'loss':8s} {'sampler':13s} {'linear probe (%)':>16s} "
-             f"{'kNN (%)':>7s} {'seeds':>5s} {'train s':>8s} {'sampler %':>9s} {'encode %':>8s}"]
-    for (name, method, loss, sampler), group in rows.items():
+             f"{'kNN (%)':>7s} {COST_HEADER}"]
+    for (name, method, loss, sampler), group in group_by_config(results).items():
         mean, std = summarize([100 * result.accuracy for result in group])
         finals = [100 * result.knn_accuracies[-1] for result in group if result.knn_accuracies]
         knn = f"{sum(finals) / len(finals):7.2f}" if finals else f"{'-':>7s}"
-        seconds = sum(result.train_seconds for result in group) / len(group)
-        share = 100 * sum(result.sampler_share for result in group) / len(group)
-        encode = 100 * sum(result.encode_share for result in group) / len(group)
         lines.append(f"{name:14s} {method:7s} {loss:8s} {sampler:13s} {mean:9.2f} ± {std:4.2f} {knn} "
-                     f"{len(group):5d} {seconds:8.1f} {share:9.2f} {encode:8.1f}")
+                     f"{cost_columns(group)}")
     return "\n".join(lines)
 
 
