@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
+from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
 from dglbs.samplers import ContrastiveBatchSampler
 from dglbs.schedules import Schedule
 
@@ -38,6 +38,16 @@ def build_sampler(
             refresh_every=refresh_every, **common,
         )
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
+
+
+def make_sampler(config: Any, num_instances: int) -> ContrastiveBatchSampler:
+    """``build_sampler`` from a config with the paper's decaying alpha (``alpha_start`` ->
+    ``alpha_end``), as the graph and vision examples use it."""
+    return build_sampler(
+        config.sampler, num_instances, config.batch_size, seed=config.seed,
+        refresh_every=config.refresh_every, num_candidates=config.num_candidates,
+        num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
+    )
 
 CONFIG_FIELDS = ("dataset", "method", "loss", "sampler")
 

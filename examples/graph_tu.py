@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dglbs import LinearSchedule
 from dglbs.data.tu import TUDataset, collate
 from dglbs.evaluation.svm import summarize, svm_cross_val
 from dglbs.losses import make_loss
@@ -24,7 +23,7 @@ from dglbs.trainer import Trainer, summarize_history
 from models.gin import GIN
 from models.graphcl import GraphCL
 from models.mvgrl import MVGRL, WithDiffusion
-from common import COST_HEADER, SAMPLERS, build_sampler, cost_columns, group_by_config
+from common import COST_HEADER, SAMPLERS, cost_columns, group_by_config, make_sampler
 
 METHODS = ("graphcl", "mvgrl")
 
@@ -67,14 +66,6 @@ class Result:
     encode_share: float
     history: list[dict] = field(repr=False)
     embeddings: torch.Tensor = field(repr=False)
-
-
-def make_sampler(config: Config, num_instances: int):
-    return build_sampler(
-        config.sampler, num_instances, config.batch_size, seed=config.seed,
-        refresh_every=config.refresh_every, num_candidates=config.num_candidates,
-        num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
-    )
 
 
 def make_method(config: Config, feat_dim: int):

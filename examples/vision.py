@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset
 
-from dglbs import LinearSchedule
 from dglbs.data.images import DATASETS, ImageDataset, channel_stats, collate, load_image_dataset
 from dglbs.evaluation.knn_monitor import KNNMonitor
 from dglbs.evaluation.linear_probe import linear_probe
@@ -39,7 +38,7 @@ from models.augment_image import mocov3_augmentations, simclr_augmentation
 from models.mocov3 import MoCoV3, MoCoV3Loss
 from models.resnet import ARCHITECTURES, make_resnet
 from models.simclr import SimCLR
-from common import COST_HEADER, SAMPLERS, build_sampler, cost_columns, group_by_config
+from common import COST_HEADER, SAMPLERS, cost_columns, group_by_config, make_sampler
 
 METHODS = ("simclr", "mocov3")
 TEMPERATURES = {"simclr": 0.5, "mocov3": 0.2}
@@ -128,14 +127,6 @@ def load_data(config: Config) -> Data:
             raise ValueError(f"stl10_unlabeled applies to dataset 'stl10' only, got {config.dataset!r}")
         pretrain = ConcatDataset([train, load_image_dataset("stl10", config.data_dir, "unlabeled")])
     return Data(pretrain, train, test)
-
-
-def make_sampler(config: Config, num_instances: int):
-    return build_sampler(
-        config.sampler, num_instances, config.batch_size, seed=config.seed,
-        refresh_every=config.refresh_every, num_candidates=config.num_candidates,
-        num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
-    )
 
 
 def make_method(config: Config, data: Data):
