@@ -1,7 +1,12 @@
 """The dglbs batch sampler inside a real SentenceTransformerTrainer, with a tiny random BERT."""
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -32,8 +37,6 @@ def make_sentences(count: int) -> list[str]:
     generator = torch.Generator().manual_seed(0)
     picks = torch.randint(len(WORDS), (count, 5), generator=generator)
     return [f"{i} " + " ".join(WORDS[j] for j in row) for i, row in enumerate(picks.tolist())]
-
-
 
 
 def sentence_transformer(tiny_bert_dir) -> SentenceTransformer:
@@ -140,3 +143,63 @@ def test_callback_checks_its_arguments():
     unrelated_loader = SimpleNamespace(batch_sampler=UniformBatchSampler(10, 2))
     with pytest.raises(ValueError, match="BatchSamplerFactory"):
         callback.on_train_begin(None, SimpleNamespace(max_steps=5), None, train_dataloader=unrelated_loader)
+
+
+# One process of a gloo group: every rank's "model" embeds differently, so equal batches
+# across ranks mean the graph came from rank 0's embeddings.
+DISTRIBUTED_WORKER = textwrap.dedent("""
+    import json, sys
+    import torch
+    import torch.distributed as dist
+    from dglbs import WalkBatchSampler
+    from dglbs.integrations.sentence_transformers import SamplerCallback
+
+    rank, init_file, out_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+
+    class RankModel(torch.nn.Module):
+        device = torch.device("cpu")
+        encode_calls = 0
+
+        def encode(self, texts, **kwargs):
+            self.encode_calls += 1
+            generator = torch.Generator().manual_seed(100 + rank)
+            return torch.randn(len(texts), 8, generator=generator)
+
+        def get_sentence_embedding_dimension(self):
+            return 8
+
+    sampler = WalkBatchSampler(30, 5, num_candidates=12, num_neighbors=4, restart_prob=0.5, seed=7)
+    callback = SamplerCallback(sampler, [f"sentence {i}" for i in range(30)])
+    model = RankModel().train()
+    callback.refresh(model)
+    result = {"batches": list(sampler), "encode_calls": model.encode_calls, "training": model.training,
+              "neighbors": sampler.graph.edges()[1].tolist()}
+    with open(out_file, "w") as out:
+        json.dump(result, out)
+    dist.destroy_process_group()
+""")
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_refresh_under_two_processes_walks_rank_zeros_graph_everywhere(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(DISTRIBUTED_WORKER)
+    init_file = tmp_path / "process_group"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, str(script), str(rank), str(init_file), str(tmp_path / f"{rank}.json")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for rank in range(2)]
+    for rank, worker in enumerate(workers):
+        output, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0, f"rank {rank} failed:\n{output}"
+    rank0, rank1 = (json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(2))
+
+    # Only rank 0 encodes; rank 1 walks the graph built from rank 0's broadcast embeddings.
+    assert (rank0["encode_calls"], rank1["encode_calls"]) == (1, 0)
+    assert rank0["training"] and rank1["training"]
+    assert rank0["neighbors"] == rank1["neighbors"] and rank0["batches"] == rank1["batches"]
+    # The same sampler fed rank 0's embeddings in one process gives those batches.
+    reference = WalkBatchSampler(30, 5, num_candidates=12, num_neighbors=4, restart_prob=0.5, seed=7)
+    reference.set_embeddings(torch.randn(30, 8, generator=torch.Generator().manual_seed(100)))
+    assert list(reference) == rank0["batches"]
