@@ -51,6 +51,28 @@ _DFS_BITMAP_CELLS = 2**26
 """Visited-bitmap cells (rows x N bools) the DFS may allocate at once."""
 
 
+def _random_walk_traces(
+    graph: dgl.DGLGraph, nodes: torch.Tensor, length: int, restart: torch.Tensor, seed: int
+) -> torch.Tensor:
+    """``dgl.sampling.random_walk`` traces, a function of ``seed`` alone.
+
+    DGL gives every OpenMP thread its own generator, seeded with ``seed`` plus an id
+    the thread gets the first time it draws, in whatever order threads race there.
+    With more than one thread, the same seed then gives different traces from one
+    process to the next (observed under load), which would break exact resume and
+    let ranks of one job draw different global batches; one thread draws the same
+    traces every time.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dgl.seed(seed)
+        walk, _ = dgl.sampling.random_walk(graph, nodes, length=length, restart_prob=restart)
+    finally:
+        torch.set_num_threads(threads)
+    return walk
+
+
 class GraphWalker:
     """Draw batches of distinct nodes by walks on one graph.
 
@@ -62,8 +84,10 @@ class GraphWalker:
 
     Notes
     -----
-    DGL's random walk draws from DGL's global generator; :meth:`batches` seeds it
-    (``dgl.seed``) from the ``generator`` it is given, so results depend only on that.
+    DGL's random walk draws from DGL's generators; :meth:`batches` seeds them
+    (``dgl.seed``) from the ``generator`` it is given and runs the walk on one
+    thread, so results depend only on that generator: not on the thread count, nor
+    on the process (see ``_random_walk_traces``).
     """
 
     def __init__(self, graph: dgl.DGLGraph) -> None:
@@ -169,10 +193,8 @@ class GraphWalker:
         stalls = torch.zeros_like(count)
         while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
             nodes = starts[open_rows].repeat_interleave(traces)
-            dgl.seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            walk, _ = dgl.sampling.random_walk(
-                self.graph, nodes.to(self.graph.idtype), length=length, restart_prob=restart
-            )
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            walk = _random_walk_traces(self.graph, nodes.to(self.graph.idtype), length, restart, seed)
             # Column 0 of every trace is its start, already in the batch.
             walk = walk[:, 1:].long().reshape(open_rows.numel(), traces * length)
             merged, merged_count = first_distinct(torch.cat([batch[open_rows], walk], 1), batch_size)
@@ -296,7 +318,10 @@ def _trace_plan(batch_size: int, alpha: float, traces: int | None) -> tuple[int,
     elif alpha <= 0.0:
         length = batch_size
     else:
-        length = min(batch_size, max(1, math.ceil(math.log(_TRACE_TAIL) / math.log1p(-alpha))))
+        # Moves until a restart-free trace is rarer than _TRACE_TAIL: infinite for a
+        # subnormal alpha, so compare before rounding.
+        tail_moves = math.log(_TRACE_TAIL) / math.log1p(-alpha)
+        length = batch_size if tail_moves >= batch_size else max(1, math.ceil(tail_moves))
     if traces is None:
         expected_moves = sum((1.0 - alpha) ** i for i in range(length))
         traces = math.ceil(_TRACE_SURPLUS * batch_size / expected_moves)

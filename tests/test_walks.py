@@ -21,7 +21,7 @@ def assert_valid(batches, seeds, n, b):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("alpha", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("alpha", [0.0, 5e-324, 0.2, 1.0])
 def test_batches_have_b_distinct_nodes_starting_at_the_seed(strategy, alpha):
     walker = GraphWalker(random_graph(500, 10))
     seeds = torch.tensor([0, 7, 7, 499])

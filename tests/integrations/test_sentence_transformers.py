@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -146,7 +145,8 @@ def test_callback_checks_its_arguments():
 
 
 # One process of a gloo group: every rank's "model" embeds differently, so equal batches
-# across ranks mean the graph came from rank 0's embeddings.
+# across ranks mean the graph came from rank 0's embeddings. The ranks run on different
+# thread counts: the walks must not depend on them.
 DISTRIBUTED_WORKER = textwrap.dedent("""
     import json, sys
     import torch
@@ -154,7 +154,8 @@ DISTRIBUTED_WORKER = textwrap.dedent("""
     from dglbs import WalkBatchSampler
     from dglbs.integrations.sentence_transformers import SamplerCallback
 
-    rank, init_file, out_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    rank, init_file, out_file, threads = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
 
     class RankModel(torch.nn.Module):
@@ -186,10 +187,10 @@ def test_refresh_under_two_processes_walks_rank_zeros_graph_everywhere(tmp_path)
     script = tmp_path / "worker.py"
     script.write_text(DISTRIBUTED_WORKER)
     init_file = tmp_path / "process_group"
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen([sys.executable, str(script), str(rank), str(init_file), str(tmp_path / f"{rank}.json")],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for rank in range(2)]
+    arguments = [[sys.executable, str(script), str(rank), str(init_file), str(tmp_path / f"{rank}.json"),
+                  str(1 + rank)] for rank in range(2)]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for command in arguments]
     for rank, worker in enumerate(workers):
         output, _ = worker.communicate(timeout=120)
         assert worker.returncode == 0, f"rank {rank} failed:\n{output}"

@@ -103,7 +103,7 @@ def test_resume_gives_exactly_the_remaining_batches(kind, stop):
     state = sampler.state_dict()
     tail = list(iterator)
 
-    resumed = make(kind, **({} if kind == "uniform" else {}))
+    resumed = make(kind)
     resumed.load_state_dict(state)
     resumed.set_epoch(2)  # a training loop does this every epoch; it must keep the position
     assert list(resumed) == tail
@@ -123,6 +123,19 @@ def test_resume_after_a_mid_epoch_refresh(kind):
     resumed = make(kind)
     resumed.load_state_dict(state)
     assert list(resumed) == tail
+
+
+@pytest.mark.parametrize("kind", ["knn", "rwr", "rw", "bfs", "dfs"])
+def test_batches_do_not_depend_on_the_thread_count(kind):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = list(make(kind))
+        torch.set_num_threads(2)
+        assert list(make(kind)) == single
+        assert torch.get_num_threads() == 2, "the walk restores the caller's thread count"
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_refresh_takes_effect_for_batches_after_it():
