@@ -61,7 +61,10 @@ def _random_walk_traces(
     With more than one thread, the same seed then gives different traces from one
     process to the next (observed under load), which would break exact resume and
     let ranks of one job draw different global batches; one thread draws the same
-    traces every time.
+    traces every time. The calling thread's id still counts: a program that drew
+    from DGL's generators on several threads before (``dgl.seed`` at the default
+    thread count does) gets other traces than one that did not, the same on every
+    run of that program.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
