@@ -16,8 +16,10 @@ from collections.abc import Iterable
 from simcse import COLUMNS, Config, Result, summary_table
 
 SCORE = r"(-?\d+\.\d+) ± \d+\.\d+"
-# "infonce  uniform   71.70 ± 0.00  ...  84.98 ± 0.00     1   1016.0": one run's row.
-RUN_ROW = re.compile(rf"^(?P<loss>\w+)\s+(?P<sampler>\w+)\s+(?P<scores>(?:{SCORE}\s+)+)1\s+(?P<seconds>\d+\.\d+)$")
+# "infonce  uniform   71.70 ± 0.00  ...  84.98 ± 0.00     1   1016.0": a row of the table.
+RUN_ROW = re.compile(
+    rf"^(?P<loss>\w+)\s+(?P<sampler>\w+)\s+(?P<scores>(?:{SCORE}\s+)+)(?P<seeds>\d+)\s+(?P<seconds>\d+\.\d+)$"
+)
 BEFORE_ROW = re.compile(r"^-\s+before train\s+((?:-?\d+\.\d+\s*)+)$")
 
 
@@ -32,12 +34,12 @@ def read_logs(lines: Iterable[str], source: str = "log") -> tuple[list[Result], 
         if match := BEFORE_ROW.match(line):
             pretrained = _scores(match.group(1).split(), f"{source}:{number}")
         elif match := RUN_ROW.match(line):
+            if match["seeds"] != "1":
+                raise ValueError(f"{source}:{number}: a row averaged over {match['seeds']} seeds; pass one-run logs")
             scores = _scores(re.findall(SCORE, match["scores"]), f"{source}:{number}")
             config = Config(loss=match["loss"], sampler=match["sampler"])
             results.append(Result(config, scores, train_seconds=float(match["seconds"]), eval_seconds=math.nan,
                                   sampler_share=math.nan, encode_share=math.nan, history=[]))
-        elif re.match(rf"^\w+\s+\w+\s+(?:{SCORE}\s+)+[2-9]", line):
-            raise ValueError(f"{source}:{number}: a row averaged over several seeds; pass one-run logs")
     return results, pretrained
 
 

@@ -44,8 +44,11 @@ def test_logs_of_one_run_each_give_the_table_of_one_process():
 
 def test_rows_that_cannot_be_unfolded_are_rejected():
     results = [make_result("knn", seed, 0.0, 1.0) for seed in range(2)]
-    with pytest.raises(ValueError, match="log:2: a row averaged over several seeds"):
+    with pytest.raises(ValueError, match="log:2: a row averaged over 2 seeds"):
         read_logs(summary_table(results).splitlines())
+    ten_seeds = summary_table([make_result("knn", seed, 0.0, 1.0) for seed in range(10)]).splitlines()
+    with pytest.raises(ValueError, match="log:2: a row averaged over 10 seeds"):
+        read_logs(ten_seeds)
     row = summary_table(results[:1]).splitlines()[1]
     cut = re.sub(r"\d+\.\d+ ± \d+\.\d+", "", row, count=1)  # one score fewer
     with pytest.raises(ValueError, match=f"log:1: expected {len(COLUMNS)} scores"):
