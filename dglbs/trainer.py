@@ -1,6 +1,14 @@
-"""The shared, modality-free contrastive training loop (paper Algorithm 1)."""
+"""The shared, modality-free contrastive training loop (paper Algorithm 1).
+
+The trainer logs to the ``dglbs.trainer`` logger (one INFO line per epoch with the
+loss and the Cost_S / Cost_G / Cost_T figures; refreshes and checkpoints at DEBUG),
+shows progress bars for training and encode passes (by default only when stderr is a
+terminal), and writes per-step and per-epoch figures to a JSON Lines file and/or
+TensorBoard when asked (``metrics_path``, ``tensorboard_dir``; see :mod:`dglbs.metrics`).
+"""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -11,14 +19,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .bank import EmbeddingBank
 from .diagnostics import false_negative_rate, pairwise_cosine
 from .method import ContrastiveMethod
+from .metrics import MetricsWriter
 from .samplers import ContrastiveBatchSampler, EmbeddingBatchSampler
 
 REFRESH_SOURCES = ("encode", "bank")
+
+logger = logging.getLogger(__name__)
+
+
+def progress_disabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a ``progress`` option: None shows bars only on a terminal."""
+    return None if progress is None else not progress
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -99,8 +115,18 @@ class Trainer:
         Where to save checkpoints: at the end of every epoch and every
         ``checkpoint_every`` steps. Written atomically.
     checkpoint_every : int, optional
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show progress bars for training and encode passes; default (None): only
+        when stderr is a terminal, so logs and notebooks stay free of them.
+    metrics_path : str or Path, optional
+        JSON Lines file that receives one ``{"event": "step", ...}`` record per
+        training step (epoch, global step, loss, learning rate, mean in-batch
+        similarity, false-negative rate with ``labels``, seconds, the walk's
+        restart probability) and one ``{"event": "epoch", ...}`` record per epoch
+        (the stats :meth:`fit` returns). Appended to, so a resumed run continues it.
+    tensorboard_dir : str or Path, optional
+        Also log the same figures to TensorBoard (needs the ``tensorboard``
+        package: ``pip install 'dglbs[tensorboard]'``).
     """
 
     def __init__(
@@ -121,7 +147,9 @@ class Trainer:
         labels: torch.Tensor | None = None,
         checkpoint_path: str | Path | None = None,
         checkpoint_every: int | None = None,
-        progress: bool = True,
+        progress: bool | None = None,
+        metrics_path: str | Path | None = None,
+        tensorboard_dir: str | Path | None = None,
     ) -> None:
         if not isinstance(sampler, ContrastiveBatchSampler):
             raise TypeError(f"sampler must be a dglbs ContrastiveBatchSampler, got {type(sampler).__name__}")
@@ -137,6 +165,8 @@ class Trainer:
                 raise ValueError(f"labels must have shape ({len(dataset)},), got {tuple(labels.shape)}")
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None (only on a terminal), got {progress!r}")
         self.device = torch.device(device)
         self.method = method.to(self.device)
         self.loss = loss
@@ -154,6 +184,7 @@ class Trainer:
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.checkpoint_every = checkpoint_every
         self.progress = progress
+        self.metrics = MetricsWriter(metrics_path, tensorboard_dir)
         self.bank: EmbeddingBank | None = None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -182,10 +213,13 @@ class Trainer:
         self.method.eval()
         try:
             parts = []
-            for start in range(0, len(dataset), self.encode_batch_size):
-                indices = range(start, min(start + self.encode_batch_size, len(dataset)))
-                batch = to_device(self.collate_fn([dataset[i] for i in indices]), self.device)
-                parts.append(_bank_rows(*self.method(batch)) if projections else self.method.embed(batch))
+            with tqdm(total=len(dataset), desc="encode", unit="instance", leave=False,
+                      disable=progress_disabled(self.progress)) as bar:
+                for start in range(0, len(dataset), self.encode_batch_size):
+                    indices = range(start, min(start + self.encode_batch_size, len(dataset)))
+                    batch = to_device(self.collate_fn([dataset[i] for i in indices]), self.device)
+                    parts.append(_bank_rows(*self.method(batch)) if projections else self.method.embed(batch))
+                    bar.update(len(indices))
             return torch.cat(parts)
         finally:
             self.method.train(was_training)
@@ -206,9 +240,12 @@ class Trainer:
             embeddings = self.encode()
         built = time.perf_counter()
         self.sampler.set_embeddings(embeddings)
+        done = time.perf_counter()
         self._encode_seconds += built - start
-        self._graph_seconds += time.perf_counter() - built
+        self._graph_seconds += done - built
         self._refreshes += 1
+        logger.debug("refresh %d at step %d: embeddings (%s) in %.3f s, sampler rebuilt in %.3f s",
+                     self._refreshes, self.sampler.global_step, self.refresh, built - start, done - built)
 
     def fit(
         self,
@@ -226,6 +263,16 @@ class Trainer:
         """
         if resume_from is not None:
             self.load_checkpoint(resume_from)
+            logger.info("resumed from %s at epoch %d, step %d", resume_from, self.epoch, self.sampler.global_step)
+        self.metrics.open()
+        try:
+            return self._fit(epochs, on_epoch_end)
+        finally:
+            self.metrics.close()
+
+    def _fit(
+        self, epochs: int, on_epoch_end: Callable[[Trainer, dict[str, Any]], None] | None
+    ) -> list[dict[str, Any]]:
         total_steps = epochs * len(self.sampler)
         if hasattr(self.sampler, "set_total_steps"):
             self.sampler.set_total_steps(total_steps)
@@ -239,6 +286,7 @@ class Trainer:
             stats = self._train_epoch(total_steps, marks)
             if on_epoch_end is not None:
                 on_epoch_end(self, stats)
+            self.metrics.write("epoch", stats, index=self.epoch)
             self.history.append(stats)
             marks = self._cost_marks()
             self.epoch += 1
@@ -253,9 +301,14 @@ class Trainer:
         sampler = self.sampler
         sampling_start, encode_start, graph_start, refreshes_start = marks
         losses, step_seconds, similarities, false_negatives = [], 0.0, [], []
-        bar = tqdm(total=len(sampler), initial=sampler.resume_position,
-                   desc=f"epoch {self.epoch}", disable=not self.progress, leave=False)
+        bar = tqdm(total=len(sampler), initial=sampler.resume_position, desc=f"epoch {self.epoch}",
+                   unit="step", disable=progress_disabled(self.progress), leave=False)
         for indices in sampler:
+            # The learning rate and alpha this step trains with.
+            record = {"epoch": self.epoch, "step": sampler.global_step + 1,
+                      "lr": self.optimizer.param_groups[0]["lr"]}
+            if hasattr(sampler, "current_restart_prob"):
+                record["restart_prob"] = sampler.current_restart_prob
             start = time.perf_counter()
             batch = self.collate(indices)
             z1, z2 = self.method(batch)
@@ -274,12 +327,16 @@ class Trainer:
                 self.lr_scheduler.step()
             sampler.step()
             self.method.on_step_end(min(1.0, sampler.global_step / total_steps))
-            step_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            step_seconds += seconds
 
             losses.append(loss.item())
             similarities.append(pairwise_cosine(z1).mean().item())
+            record |= {"loss": losses[-1], "batch_similarity": similarities[-1]}
             if self.labels is not None:
                 false_negatives.append(false_negative_rate(self.labels[indices]))
+                record["false_negative_rate"] = false_negatives[-1]
+            self.metrics.write("step", record | {"seconds": seconds}, index=sampler.global_step)
             if self.bank is not None:
                 self.bank.update(indices, _bank_rows(z1.detach(), z2.detach()))
             # A refresh after the last step would feed no batch.
@@ -314,12 +371,11 @@ class Trainer:
             "batch_similarity": sum(similarities) / steps,
             "false_negative_rate": sum(false_negatives) / steps if false_negatives else math.nan,
         }
-        if self.progress:
-            tqdm.write(
-                f"epoch {self.epoch}: loss {stats['loss']:.4f}  Cost_S {cost_s * 1e3:.2f} ms  "
-                f"Cost_G/t {stats['cost_g_per_step'] * 1e3:.2f} ms  Cost_T {cost_t * 1e3:.1f} ms  "
-                f"sampler {100 * stats['sampler_share']:.1f}%  encode {100 * stats['encode_share']:.1f}%"
-            )
+        logger.info(
+            "epoch %d: loss %.4f  Cost_S %.2f ms  Cost_G/t %.2f ms  Cost_T %.1f ms  sampler %.1f%%  encode %.1f%%",
+            self.epoch, stats["loss"], cost_s * 1e3, stats["cost_g_per_step"] * 1e3, cost_t * 1e3,
+            100 * stats["sampler_share"], 100 * stats["encode_share"],
+        )
         return stats
 
     def state_dict(self) -> dict[str, Any]:
@@ -359,6 +415,7 @@ class Trainer:
         partial = path.with_name(path.name + ".partial")
         torch.save(self.state_dict(), partial)
         os.replace(partial, path)
+        logger.debug("checkpoint at epoch %d, step %d written to %s", self.epoch, self.sampler.global_step, path)
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
