@@ -1,4 +1,7 @@
-"""Launch a test's worker script as the processes of one torch.distributed job on 127.0.0.1."""
+"""Shared by the multi-process integration tests: a synthetic data set whose batches
+name their instances, a walk sampler that records its rebuilds, the replay of its
+batches in one process, and a launcher for a test's worker script as the processes
+of one torch.distributed job on 127.0.0.1."""
 from __future__ import annotations
 
 import os
@@ -8,6 +11,71 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from dglbs import WalkBatchSampler
+
+NUM_INSTANCES, DIM, BATCH_SIZE, EPOCHS = 200, 8, 10, 2
+
+
+def instance_features() -> torch.Tensor:
+    """(NUM_INSTANCES, DIM) float32 features, the same in every process."""
+    return torch.randn(NUM_INSTANCES, DIM, generator=torch.Generator().manual_seed(0))
+
+
+def initial_encoder() -> torch.nn.Linear:
+    """The untrained encoder, the same in every process."""
+    torch.manual_seed(0)
+    return torch.nn.Linear(DIM, 4)
+
+
+class IndexedFeatures(Dataset):
+    """Instance ``i`` is ``(i, features[i])``, so a batch tells which instances it holds."""
+
+    def __init__(self, features: torch.Tensor) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
+        return index, self.features[index]
+
+
+class RecordingWalkSampler(WalkBatchSampler):
+    """Remembers ``(global_step, embeddings, graph's edge destinations)`` of every rebuild."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.rebuilds: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def set_embeddings(self, embeddings: torch.Tensor) -> None:
+        super().set_embeddings(embeddings)
+        self.rebuilds.append((self.global_step, embeddings.clone(), self.graph.edges()[1].clone()))
+
+
+def make_sampler(num_replicas: int = 1, rank: int = 0) -> RecordingWalkSampler:
+    """The tests' walk sampler: one rebuild per epoch (before the first, then after
+    each epoch's last step)."""
+    steps_per_epoch = NUM_INSTANCES // (BATCH_SIZE * num_replicas)
+    return RecordingWalkSampler(NUM_INSTANCES, BATCH_SIZE, num_candidates=20, num_neighbors=5, restart_prob=0.3,
+                                refresh_every=steps_per_epoch, seed=3, num_replicas=num_replicas, rank=rank)
+
+
+def replayed_batches(rebuilds, num_replicas: int = 1, rank: int = 0) -> list[list[int]]:
+    """The batches of EPOCHS epochs of a fresh :func:`make_sampler` given the recorded
+    embeddings at the start of each epoch, as training gave them."""
+    sampler = make_sampler(num_replicas, rank)
+    batches = []
+    for epoch in range(EPOCHS):
+        for step, embeddings, _ in rebuilds:
+            if step == epoch * len(sampler):
+                sampler.set_embeddings(embeddings)
+        sampler.set_epoch(epoch)
+        batches += list(sampler)
+    return batches
 
 
 def free_port() -> int:

@@ -11,61 +11,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 pytest.importorskip("lightning")
 
 import lightning.pytorch as pl  # noqa: E402
 
-from dglbs import WalkBatchSampler  # noqa: E402
 from dglbs.integrations.lightning import SamplerCallback, replica_kwargs  # noqa: E402
 from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _multiprocess import run_processes  # noqa: E402
-
-NUM_INSTANCES, DIM, BATCH_SIZE, EPOCHS = 200, 8, 10, 2
-
-
-def instance_features() -> torch.Tensor:
-    return torch.randn(NUM_INSTANCES, DIM, generator=torch.Generator().manual_seed(0))
-
-
-def initial_encoder() -> torch.nn.Linear:
-    torch.manual_seed(0)
-    return torch.nn.Linear(DIM, 4)
-
-
-class IndexedFeatures(Dataset):
-    """Instance ``i`` is ``(i, features[i])``, so a batch tells which instances it holds."""
-
-    def __init__(self, features: torch.Tensor) -> None:
-        self.features = features
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
-        return index, self.features[index]
-
-
-class RecordingWalkSampler(WalkBatchSampler):
-    """Remembers the step and embeddings of every rebuild, and the graph it built."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.rebuilds = []
-
-    def set_embeddings(self, embeddings: torch.Tensor) -> None:
-        super().set_embeddings(embeddings)
-        self.rebuilds.append((self.global_step, embeddings.clone(), self.graph.edges()[1].clone()))
-
-
-def make_sampler(num_replicas: int = 1, rank: int = 0) -> RecordingWalkSampler:
-    # One rebuild per epoch: before the first, then after each epoch's last step.
-    steps_per_epoch = NUM_INSTANCES // (BATCH_SIZE * num_replicas)
-    return RecordingWalkSampler(NUM_INSTANCES, BATCH_SIZE, num_candidates=20, num_neighbors=5, restart_prob=0.3,
-                                refresh_every=steps_per_epoch, seed=3, num_replicas=num_replicas, rank=rank)
+from _multiprocess import (  # noqa: E402
+    BATCH_SIZE, EPOCHS, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
+    run_processes,
+)
 
 
 class ContrastiveLinear(pl.LightningModule):
@@ -116,20 +75,6 @@ def lightning_trainer(callback: SamplerCallback, **kwargs) -> pl.Trainer:
     options = dict(accelerator="cpu", devices=1, max_epochs=EPOCHS, logger=False, enable_checkpointing=False,
                    enable_progress_bar=False, enable_model_summary=False)
     return pl.Trainer(callbacks=[callback], **options | kwargs)
-
-
-def replayed_batches(rebuilds, num_replicas: int = 1, rank: int = 0) -> list[list[int]]:
-    """The batches a fresh sampler yields when given the recorded embeddings at the
-    start of each epoch, as the callback gave them."""
-    sampler = make_sampler(num_replicas, rank)
-    batches = []
-    for epoch in range(EPOCHS):
-        for step, embeddings, _ in rebuilds:
-            if step == epoch * len(sampler):
-                sampler.set_embeddings(embeddings)
-        sampler.set_epoch(epoch)
-        batches += list(sampler)
-    return batches
 
 
 def test_one_process_fit_trains_on_fresh_walk_batches_every_epoch():
