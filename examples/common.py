@@ -1,10 +1,14 @@
-"""What every example script shares: the samplers it compares and its tables over seeds."""
+"""What every example script shares: the samplers it compares, its command-line options
+for data and outputs, and its tables over seeds."""
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
+from dglbs.cli import UsageError, add_data_dir_argument, add_output_arguments, data_subfolder
 from dglbs.samplers import ContrastiveBatchSampler
 from dglbs.schedules import Schedule
 
@@ -49,6 +53,7 @@ def make_sampler(config: Any, num_instances: int) -> ContrastiveBatchSampler:
         num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
     )
 
+
 CONFIG_FIELDS = ("dataset", "method", "loss", "sampler")
 
 COST_HEADER = f"{'seeds':>5s} {'train s':>8s} {'sampler %':>9s} {'encode %':>8s}"
@@ -70,3 +75,41 @@ def cost_columns(group: Sequence[Any]) -> str:
 
     return (f"{len(group):5d} {mean('train_seconds'):8.1f} {100 * mean('sampler_share'):9.2f} "
             f"{100 * mean('encode_share'):8.1f}")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, ``--progress``, ``--log-level``, ``--metrics-dir`` and ``--tensorboard-dir``."""
+    add_data_dir_argument(parser)
+    add_output_arguments(parser)
+    parser.add_argument("--metrics-dir", help="write each run's per-step and per-epoch figures to "
+                                              "METRICS_DIR/<run>.jsonl (JSON Lines)")
+    parser.add_argument("--tensorboard-dir", help="log each run to TensorBoard in TENSORBOARD_DIR/<run> "
+                                                  "(needs the tensorboard extra)")
+
+
+def run_outputs(config: Any, fields: Sequence[str] = CONFIG_FIELDS) -> dict[str, Path | None]:
+    """``Trainer`` keyword arguments ``metrics_path`` and ``tensorboard_dir`` for one run,
+    named after its ``fields`` and seed, e.g. ``MUTAG_graphcl_infonce_uniform_seed0``."""
+    name = "_".join(str(getattr(config, field)) for field in fields) + f"_seed{config.seed}"
+    return {
+        "metrics_path": None if config.metrics_dir is None else Path(config.metrics_dir) / f"{name}.jsonl",
+        "tensorboard_dir": None if config.tensorboard_dir is None else Path(config.tensorboard_dir) / name,
+    }
+
+
+def tu_folder(data_dir: Path, names: Sequence[str]) -> Path:
+    """``data_dir/tu``, checked to hold every dataset of ``names`` (as ``NAME.zip`` or ``NAME/``).
+
+    Raises
+    ------
+    UsageError
+        Naming the first missing dataset and listing the datasets found.
+    """
+    folder = data_subfolder(data_dir, "tu", "TU datasets")
+    found = sorted({path.stem if path.suffix == ".zip" else path.name for path in folder.iterdir()
+                    if path.suffix == ".zip" or path.is_dir()})
+    for name in names:
+        if name not in found:
+            raise UsageError(f"--dataset {name!r} is not in {str(folder)!r}; found {', '.join(found) or 'nothing'} "
+                             "(or pass --data-dir the folder whose tu/ holds it)")
+    return folder

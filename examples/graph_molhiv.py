@@ -12,31 +12,38 @@ Defaults follow the paper for large datasets: B = 256, M = 1000, K = 100, t = 50
 alpha decayed 0.2 -> 0.05; GIN with 3 layers of 32 and one-hot atom features.
 The first run converts the SMILES (about a minute) and caches the graphs.
 
-    python examples/graph_molhiv.py --epochs 1 --sampler uniform batchsampler --seeds 0
-    python examples/graph_molhiv.py --limit 5000 --loss dcl --balanced
+    dglbs-molhiv --epochs 1 --sampler uniform batchsampler --seeds 0
+    dglbs-molhiv --limit 5000 --loss dcl --balanced
+    python examples/graph_molhiv.py --epochs 1 --limit 5000    # from a clone
+
+The CSV is read from ``<data dir>/molecules/HIV.csv`` (``--data-dir``, see
+:mod:`dglbs.data.paths`).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-# Examples are scripts: their own folder is on sys.path, so the TU example imports as
-# a top-level module.
-from graph_tu import make_method, make_sampler
-from graph_tu import Config as TUConfig
-from common import SAMPLERS, group_by_config
-
-from dglbs.data.molhiv import MolHIVDataset, evaluate_rocauc
+from dglbs.cli import UsageError, configure_logging, data_dir_argument, extra_imports, run_main
 from dglbs.data.tu import collate
-from dglbs.evaluation.svm import summarize
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
+from dglbs_examples.common import SAMPLERS, add_common_arguments, group_by_config, run_outputs
+
+with extra_imports("mol", __name__):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from dglbs.data.molhiv import MolHIVDataset, evaluate_rocauc
+    from dglbs.evaluation.svm import summarize
+    from dglbs_examples.graph_tu import Config as TUConfig
+    from dglbs_examples.graph_tu import make_method, make_sampler
 
 PROBE_C = (0.001, 0.01, 0.1, 1.0)
 """Inverse regularisation strengths of the logistic-regression probe tried on valid."""
@@ -166,6 +173,7 @@ def run(config: Config, dataset: MolHIVDataset | None = None) -> Result:
     trainer = Trainer(
         method, loss, make_sampler(config, len(dataset)), dataset,
         collate_fn=collate, lr=config.lr, refresh=config.refresh, progress=config.progress,
+        **run_outputs(config, ("loss", "sampler")),
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs)
@@ -212,7 +220,7 @@ def summary_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
@@ -228,11 +236,15 @@ def main() -> None:
                         help="probe C values tried on the valid split")
     parser.add_argument("--balanced", action="store_true", help="class_weight='balanced' in the probe")
     parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
-    parser.add_argument("--data-dir", help="folder holding molecules/HIV.csv (default: $DGLBS_DATA or ../shared/data)")
     parser.add_argument("--cache-dir", help="where converted graphs are cached (default: ~/.cache/dglbs)")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
-    args = vars(parser.parse_args())
+    add_common_arguments(parser)
+    args = vars(parser.parse_args(argv))
+    configure_logging(args.pop("log_level"))
     args["probe_c"] = tuple(args["probe_c"])
+    args["data_dir"] = str(data_dir_argument(args["data_dir"]))
+    if not (Path(args["data_dir"]) / "molecules" / "HIV.csv").is_file():
+        raise UsageError(f"no molecules/HIV.csv in the data folder {args['data_dir']!r}; pass --data-dir the "
+                         "folder that holds molecules/HIV.csv")
 
     options = {key: value for key, value in args.items() if key in Config.__dataclass_fields__}
     start = time.perf_counter()
@@ -253,4 +265,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

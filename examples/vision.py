@@ -12,33 +12,48 @@ tau = 0.2 and momentum 0.99 -> 1. Datasets are read from ``--data-dir`` (never
 downloaded); Fashion-MNIST is bundled. CPU budgets: ``--train-subset``, ``--width``,
 ``--epochs``.
 
-    python examples/vision.py --train-subset 2000 --width 16 --epochs 1 --sampler batchsampler
-    python examples/vision.py --sampler uniform knn batchsampler --seeds 0 1 2 --train-subset 5000 --width 16
-    python examples/vision.py --dataset cifar10 --data-dir /data --width 64 --epochs 200 --device cuda
-    python examples/vision.py --dataset imagenet-folder --data-dir /data/imagenet100 --arch resnet50 \\
+    dglbs-vision --train-subset 2000 --width 16 --epochs 1 --sampler batchsampler
+    dglbs-vision --sampler uniform knn batchsampler --seeds 0 1 2 --train-subset 5000 --width 16
+    dglbs-vision --dataset cifar10 --data-dir /data --width 64 --epochs 200 --device cuda
+    dglbs-vision --dataset imagenet-folder --data-dir /data/imagenet100 --arch resnet50 \\
         --image-size 128 --method mocov3 --device cuda
+    python examples/vision.py --train-subset 2000 --width 16    # from a clone
+
+``--data-dir`` is the data folder holding the dataset's folder (``fashion-mnist/``,
+``cifar-10-batches-py/``, ``stl10_binary/``, ``imagenet/`` with ``train/`` and
+``val/``) or that folder itself; see :mod:`dglbs.data.images`.
 """
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.utils.data import ConcatDataset
 
+from dglbs.cli import configure_logging, data_dir_argument, extra_imports, run_main
 from dglbs.data.images import DATASETS, ImageDataset, channel_stats, collate, load_image_dataset
 from dglbs.evaluation.knn_monitor import KNNMonitor
-from dglbs.evaluation.linear_probe import linear_probe
-from dglbs.evaluation.svm import summarize
 from dglbs.losses import LOSSES, make_loss
 from dglbs.trainer import Trainer, summarize_history
-from models.augment_image import mocov3_augmentations, simclr_augmentation
-from models.mocov3 import MoCoV3, MoCoV3Loss
-from models.resnet import ARCHITECTURES, make_resnet
-from models.simclr import SimCLR
-from common import COST_HEADER, SAMPLERS, cost_columns, group_by_config, make_sampler
+from dglbs_examples.common import (
+    COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, run_outputs,
+)
+from dglbs_models.augment_image import mocov3_augmentations, simclr_augmentation
+from dglbs_models.mocov3 import MoCoV3, MoCoV3Loss
+from dglbs_models.resnet import ARCHITECTURES, make_resnet
+from dglbs_models.simclr import SimCLR
+
+with extra_imports("vision", __name__, requires=("PIL",)):
+    from dglbs.evaluation.linear_probe import linear_probe
+    from dglbs.evaluation.svm import summarize
+
+logger = logging.getLogger(__name__)
 
 METHODS = ("simclr", "mocov3")
 TEMPERATURES = {"simclr": 0.5, "mocov3": 0.2}
@@ -51,6 +66,7 @@ SUBSET_SEED = 0
 class Config:
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
+    """The data folder holding the dataset's folder, or that folder (default: the default data folder)."""
     method: str = "simclr"
     sampler: str = "batchsampler"
     loss: str = "infonce"
@@ -82,7 +98,10 @@ class Config:
     knn_k: int = 200
     device: str = "cpu"
     encode_batch_size: int = 512
-    progress: bool = False
+    progress: bool | None = None
+    """Progress bars; None: only when stderr is a terminal."""
+    metrics_dir: str | None = None
+    tensorboard_dir: str | None = None
 
 
 @dataclass
@@ -150,7 +169,7 @@ def make_method(config: Config, data: Data):
 
 def make_loss_for(config: Config):
     """SimCLR: NT-Xent (intra-view negatives, both views as anchors); MoCo v3: its
-    query-anchored symmetrised loss (see :class:`models.mocov3.MoCoV3Loss`)."""
+    query-anchored symmetrised loss (see :class:`dglbs_models.mocov3.MoCoV3Loss`)."""
     temperature = config.temperature or TEMPERATURES.get(config.method, 0.5)
     if config.method == "mocov3":
         return MoCoV3Loss(make_loss(config.loss, temperature=temperature, intra_view=False, symmetric=False))
@@ -172,8 +191,7 @@ class EpochMonitor:
         start = time.perf_counter()
         stats["knn_accuracy"] = self.monitor(trainer.encode)
         self.seconds += time.perf_counter() - start
-        if trainer.progress:
-            print(f"epoch {trainer.epoch}: kNN accuracy {100 * stats['knn_accuracy']:.2f}%", flush=True)
+        logger.info("epoch %d: kNN accuracy %.2f%%", trainer.epoch, 100 * stats["knn_accuracy"])
 
 
 def run(config: Config, data: Data | None = None) -> Result:
@@ -191,7 +209,7 @@ def run(config: Config, data: Data | None = None) -> Result:
         method, make_loss_for(config), make_sampler(config, len(data.pretrain)), data.pretrain,
         collate_fn=collate, optimizer=optimizer, device=config.device, refresh=config.refresh,
         encode_batch_size=config.encode_batch_size, labels=data.pretrain.labels if labelled else None,
-        progress=config.progress,
+        progress=config.progress, **run_outputs(config),
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs, on_epoch_end=monitor)
@@ -218,11 +236,10 @@ def summary_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
-    parser.add_argument("--data-dir", help="dataset folder (default: $DGLBS_DATA or ../shared/data)")
     parser.add_argument("--method", choices=METHODS, default=defaults.method)
     parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=[defaults.sampler])
     parser.add_argument("--loss", nargs="+", choices=sorted(LOSSES), default=[defaults.loss])
@@ -242,8 +259,10 @@ def main() -> None:
     parser.add_argument("--stl10-unlabeled", action="store_true", help="pre-train STL-10 on train + unlabeled")
     parser.add_argument("--device", default=defaults.device, help="e.g. cpu, cuda, cuda:1")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--progress", action="store_true", help="show progress bars and per-epoch lines")
-    args = vars(parser.parse_args())
+    add_common_arguments(parser)
+    args = vars(parser.parse_args(argv))
+    configure_logging(args.pop("log_level"))
+    args["data_dir"] = str(data_dir_argument(args["data_dir"]))
     threads = args.pop("threads")
     if threads is not None:
         torch.set_num_threads(threads)
@@ -271,4 +290,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -8,7 +8,7 @@ from dgl import DGLGraph
 from torch import Tensor, nn
 
 from dglbs.method import ContrastiveMethod
-from models.augment_graph import check_augmentation_names, check_ratio, random_augment
+from dglbs_models.augment_graph import check_augmentation_names, check_ratio, random_augment
 
 
 class GraphCL(ContrastiveMethod):
@@ -24,9 +24,9 @@ class GraphCL(ContrastiveMethod):
     ----------
     encoder : nn.Module
         Graph encoder called as ``encoder(bg, feat) -> (B, encoder.out_dim)``, e.g.
-        :class:`models.gin.GIN`; it must have an int ``out_dim`` attribute.
+        :class:`dglbs_models.gin.GIN`; it must have an int ``out_dim`` attribute.
     augmentations : sequence of str
-        Names from :data:`models.augment_graph.AUGMENTATIONS`.
+        Names from :data:`dglbs_models.augment_graph.AUGMENTATIONS`.
     ratio : float
         Augmentation strength in ``[0, 1)``.
     proj_dim : int or None
@@ -54,7 +54,7 @@ class GraphCL(ContrastiveMethod):
         out_dim = getattr(encoder, "out_dim", None)
         if not isinstance(encoder, nn.Module) or isinstance(out_dim, bool) or not isinstance(out_dim, int):
             raise TypeError(
-                f"encoder must be an nn.Module with an int out_dim attribute (e.g. models.gin.GIN), "
+                f"encoder must be an nn.Module with an int out_dim attribute (e.g. dglbs_models.gin.GIN), "
                 f"got {type(encoder).__name__}"
             )
         check_augmentation_names(augmentations)

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 
 from dglbs._checks import check_probability
 from dglbs.losses import ContrastiveLoss
-from models.augment_image import ImageAugmentation
-from models.simclr import ImageMethod, check_augmentation, projection_mlp
+from dglbs_models.augment_image import ImageAugmentation
+from dglbs_models.simclr import ImageMethod, check_augmentation, projection_mlp
 
 
 def momentum_at(progress: float, base_momentum: float) -> float:
@@ -43,10 +43,10 @@ class MoCoV3(ImageMethod):
     Parameters
     ----------
     backbone : nn.Module
-        See :class:`models.simclr.ImageMethod`; copied for the key encoder.
+        See :class:`dglbs_models.simclr.ImageMethod`; copied for the key encoder.
     augmentations : pair of ImageAugmentation
         The view-1 and view-2 pipelines, e.g.
-        :func:`models.augment_image.mocov3_augmentations`.
+        :func:`dglbs_models.augment_image.mocov3_augmentations`.
     mean, std : sequence of float
         Per-channel statistics for normalisation.
     hidden_dim : int

@@ -2,7 +2,7 @@
 
 MVGRL encodes every graph twice, once through its normalised adjacency
 ``T = D^{-1/2} (A + I) D^{-1/2}`` and once through its personalised-PageRank diffusion
-(:mod:`models.diffusion`), each with its own GCN, and reads each view out as the
+(:mod:`dglbs_models.diffusion`), each with its own GCN, and reads each view out as the
 concatenation of the sum-pooled outputs of every GCN layer. BatchSampler trains it with
 an in-batch loss, so :meth:`MVGRL.forward` returns the two views' projected graph
 representations: ``z1[i]`` and ``z2[i]`` (two views of graph ``i``) are positives and
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from dglbs.method import ContrastiveMethod
-from models.diffusion import check_ppr_args, gcn_norm_adjacency, ppr_diffusion
+from dglbs_models.diffusion import check_ppr_args, gcn_norm_adjacency, ppr_diffusion
 
 VIEW_TYPES = ("adj", "ppr")
 """Relation names of the graphs made by :func:`mvgrl_views`: normalised adjacency, diffusion."""
@@ -48,7 +48,7 @@ def mvgrl_views(g: DGLGraph, alpha: float = 0.2, eps: float = 1e-4, topk: int | 
     g : DGLGraph
         Homogeneous graph, possibly batched, edges read as undirected.
     alpha, eps, topk
-        Passed to :func:`models.diffusion.ppr_diffusion`.
+        Passed to :func:`dglbs_models.diffusion.ppr_diffusion`.
 
     Returns
     -------
@@ -81,7 +81,7 @@ class WithDiffusion(Dataset):
     dataset : sequence of (DGLGraph, label)
         E.g. :class:`dglbs.data.tu.TUDataset`; graphs are homogeneous with ``ndata["feat"]``.
     alpha, eps, topk
-        Diffusion settings, see :func:`models.diffusion.ppr_diffusion`; an :class:`MVGRL`
+        Diffusion settings, see :func:`dglbs_models.diffusion.ppr_diffusion`; an :class:`MVGRL`
         trained on this dataset uses these instead of its own.
     chunk_size : int
         Graphs batched together for the precomputation (speed only, not the result).
@@ -171,7 +171,7 @@ class MVGRL(ContrastiveMethod):
         Output size of the projection head; ``None`` uses ``hidden_dim``.
     alpha, eps, topk
         Diffusion settings for batches without precomputed views
-        (see :func:`models.diffusion.ppr_diffusion`).
+        (see :func:`dglbs_models.diffusion.ppr_diffusion`).
 
     Notes
     -----

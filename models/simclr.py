@@ -1,7 +1,7 @@
 """SimCLR (Chen et al., ICML 2020) for the shared trainer, and what image methods share.
 
 The trainer hands the method uint8 image batches already on the training device;
-the method augments them there (:mod:`models.augment_image`), normalises, encodes
+the method augments them there (:mod:`dglbs_models.augment_image`), normalises, encodes
 and projects. The loss is the trainer's: SimCLR's NT-Xent is
 ``InfoNCELoss(0.5, intra_view=True, symmetric=True)`` — every one of the ``2B``
 views is an anchor, its negatives the other ``2B - 2`` views.
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from dglbs._checks import check_int
 from dglbs.method import ContrastiveMethod
-from models.augment_image import ImageAugmentation, ImageNormalize
+from dglbs_models.augment_image import ImageAugmentation, ImageNormalize
 
 
 def projection_mlp(in_dim: int, hidden_dim: int, out_dim: int, *, last_bn: bool) -> nn.Sequential:
@@ -38,7 +38,7 @@ def projection_mlp(in_dim: int, hidden_dim: int, out_dim: int, *, last_bn: bool)
 
 def check_augmentation(name: str, augmentation: object, channels: int) -> ImageAugmentation:
     if not isinstance(augmentation, ImageAugmentation):
-        raise TypeError(f"{name} must be a models.augment_image.ImageAugmentation (e.g. from "
+        raise TypeError(f"{name} must be a dglbs_models.augment_image.ImageAugmentation (e.g. from "
                         f"simclr_augmentation(size, channels)), got {type(augmentation).__name__}")
     if augmentation.in_channels != channels:
         raise ValueError(f"{name} is for {augmentation.in_channels}-channel images but the backbone takes "
@@ -53,7 +53,7 @@ class ImageMethod(ContrastiveMethod):
     ----------
     backbone : nn.Module
         Maps normalised float images ``(B, C, H, W)`` to ``(B, backbone.out_dim)``
-        and has an ``in_channels`` attribute, e.g. :func:`models.resnet.resnet18`.
+        and has an ``in_channels`` attribute, e.g. :func:`dglbs_models.resnet.resnet18`.
     mean, std : sequence of C floats
         Per-channel pixel statistics on the ``[0, 1]`` scale.
     seed : int
@@ -74,7 +74,7 @@ class ImageMethod(ContrastiveMethod):
             isinstance(value, int) and not isinstance(value, bool) for value in (out_dim, channels)
         ):
             raise TypeError("backbone must be an nn.Module with int out_dim and in_channels attributes (e.g. "
-                            f"models.resnet.resnet18), got {type(backbone).__name__}")
+                            f"dglbs_models.resnet.resnet18), got {type(backbone).__name__}")
         if len(mean) != channels:
             raise ValueError(f"mean and std need one value per input channel ({channels}), got {len(mean)}")
         check_int("seed", seed, low=0)
@@ -124,7 +124,7 @@ class SimCLR(ImageMethod):
     backbone : nn.Module
         See :class:`ImageMethod`.
     augmentation : ImageAugmentation
-        Draws both views, e.g. :func:`models.augment_image.simclr_augmentation`.
+        Draws both views, e.g. :func:`dglbs_models.augment_image.simclr_augmentation`.
     mean, std : sequence of float
         Per-channel statistics for normalisation.
     hidden_dim : int, optional

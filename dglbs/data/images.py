@@ -13,7 +13,13 @@ Formats:
   ``unlabeled_X.bin``); the 2.7 GB unlabeled split is memory-mapped.
 - MNIST / Fashion-MNIST: IDX files, gzipped or raw (Fashion-MNIST is bundled in
   ``<data dir>/fashion-mnist``).
-- ImageNet-style trees: ``root/<class>/<image>``, decoded with Pillow.
+- ImageNet-style trees: ``<split>/<class>/<image>``, decoded with Pillow (the
+  ``vision`` extra installs it).
+
+Loaded by name (:func:`load_image_dataset`), every dataset is looked up the same
+way: ``root`` is the data folder that holds the dataset's folder
+(:data:`DATASET_FOLDERS`, e.g. ``<root>/cifar-10-batches-py``) or that folder
+itself; without ``root``, the default data folder of :mod:`dglbs.data.paths`.
 """
 from __future__ import annotations
 
@@ -28,6 +34,19 @@ import torch
 
 from .._checks import check_int
 from .paths import default_data_dir
+
+DATASET_FOLDERS = {
+    "fashion-mnist": "fashion-mnist",
+    "mnist": "mnist",
+    "cifar10": "cifar-10-batches-py",
+    "cifar100": "cifar-100-python",
+    "stl10": "stl10_binary",
+    "imagenet-folder": "imagenet",
+}
+"""Each dataset's folder in a data folder (its archive's folder name where it has one)."""
+
+DATASETS = tuple(DATASET_FOLDERS)
+"""Names :func:`load_image_dataset` takes."""
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 """File endings :func:`load_image_folder` decodes; other files are ignored."""
@@ -142,19 +161,20 @@ def channel_stats(images: torch.Tensor, *, max_images: int = 10_000) -> tuple[tu
 def _root(root: str | Path | None) -> Path:
     path = default_data_dir() if root is None else Path(root).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"data directory {str(path)!r} does not exist; pass the folder holding the dataset")
+        raise FileNotFoundError(f"root={str(path)!r} does not exist; pass the data folder that holds the "
+                                "dataset's folder, or that folder itself")
     return path
 
 
-def _dataset_folder(root: str | Path | None, folder: str, marker: str, what: str) -> Path:
-    """``root/folder`` or ``root`` itself, whichever holds ``marker``."""
+def _dataset_folder(root: str | Path | None, folder: str, markers: Sequence[str], what: str) -> Path:
+    """``root/folder`` or ``root`` itself, whichever holds one of ``markers`` (first found)."""
     root = _root(root)
     for candidate in (root / folder, root):
-        if (candidate / marker).exists():
+        if any((candidate / marker).exists() for marker in markers):
             return candidate
     raise FileNotFoundError(
-        f"no {what} under {str(root)!r}: expected {str(root / folder / marker)!r} (or {marker} directly in "
-        f"that folder); unpack the original archive there (this library never downloads data)"
+        f"no {what} under {str(root)!r}: expected {str(root / folder / markers[0])!r} (or {markers[0]} directly "
+        f"in that folder); unpack the original archive there (this library never downloads data)"
     )
 
 
@@ -220,7 +240,7 @@ def load_cifar10(root: str | Path | None = None, split: str = "train") -> ImageD
         uint8 images ``(N, 3, 32, 32)``, labels in ``[0, 10)``.
     """
     _check_split(split, ("train", "test"))
-    folder = _dataset_folder(root, "cifar-10-batches-py", "test_batch", "CIFAR-10 python batches")
+    folder = _dataset_folder(root, DATASET_FOLDERS["cifar10"], ("test_batch",), "CIFAR-10 python batches")
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     missing = [name for name in names if not (folder / name).is_file()]
     if missing:
@@ -248,7 +268,7 @@ def load_cifar100(root: str | Path | None = None, split: str = "train", *, label
     _check_split(split, ("train", "test"))
     if label_kind not in ("fine", "coarse"):
         raise ValueError(f"label_kind must be 'fine' or 'coarse', got {label_kind!r}")
-    folder = _dataset_folder(root, "cifar-100-python", split, "CIFAR-100 python files")
+    folder = _dataset_folder(root, DATASET_FOLDERS["cifar100"], (split,), "CIFAR-100 python files")
     classes = _class_names(folder / "meta", f"{label_kind}_label_names")
     return _cifar([folder / split], f"{label_kind}_labels", classes, f"cifar100-{split}")
 
@@ -285,7 +305,7 @@ def load_stl10(root: str | Path | None = None, split: str = "train") -> ImageDat
         uint8 images ``(N, 3, 96, 96)``, labels in ``[0, 10)`` (the files store 1-10).
     """
     _check_split(split, ("train", "test", "unlabeled"))
-    folder = _dataset_folder(root, "stl10_binary", f"{split}_X.bin", f"STL-10 binary {split} split")
+    folder = _dataset_folder(root, DATASET_FOLDERS["stl10"], (f"{split}_X.bin",), f"STL-10 binary {split} split")
     images = _read_stl_images(folder / f"{split}_X.bin", memory_map=split == "unlabeled")
     if split == "unlabeled":
         labels = torch.full((len(images),), -1, dtype=torch.int64)
@@ -331,6 +351,17 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(content, dtype=IDX_TYPES[content[2]], offset=header).reshape(shape)
 
 
+def _idx_stem(split: str, kind: str) -> str:
+    """``{train,t10k}-{images-idx3,labels-idx1}-ubyte``."""
+    return f"{'train' if split == 'train' else 't10k'}-{kind}-ubyte"
+
+
+def _idx_folder(root: str | Path | None, name: str, split: str) -> Path:
+    """The folder of a named MNIST-format dataset: ``root/<its folder>`` or ``root``."""
+    stem = _idx_stem(split, "images-idx3")
+    return _dataset_folder(root, DATASET_FOLDERS[name], (f"{stem}.gz", stem), f"{name} IDX files")
+
+
 def _idx_file(folder: Path, stem: str) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
@@ -357,9 +388,8 @@ def load_mnist(root: str | Path, split: str = "train", *, classes: Sequence[str]
     """
     _check_split(split, ("train", "test"))
     folder = _root(root)
-    prefix = "train" if split == "train" else "t10k"
-    images = read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_idx_file(folder, f"{prefix}-labels-idx1-ubyte"))
+    images = read_idx(_idx_file(folder, _idx_stem(split, "images-idx3")))
+    labels = read_idx(_idx_file(folder, _idx_stem(split, "labels-idx1")))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{str(folder)!r}: expected images (N, H, W) and N labels, got {images.shape} and "
                          f"{labels.shape}")
@@ -373,12 +403,19 @@ def load_mnist(root: str | Path, split: str = "train", *, classes: Sequence[str]
 def load_fashion_mnist(root: str | Path | None = None, split: str = "train") -> ImageDataset:
     """Fashion-MNIST (bundled: ``<data dir>/fashion-mnist``); see :func:`load_mnist`.
 
+    Parameters
+    ----------
+    root : str or Path, optional
+        The data folder holding ``fashion-mnist/``, or the folder of the IDX files.
+    split : {"train", "test"}
+
     Returns
     -------
     ImageDataset
         uint8 images ``(N, 1, 28, 28)``: 60,000 train or 10,000 test, 10 classes.
     """
-    folder = default_data_dir() / "fashion-mnist" if root is None else root
+    _check_split(split, ("train", "test"))
+    folder = _idx_folder(root, "fashion-mnist", split)
     return load_mnist(folder, split, classes=FASHION_MNIST_CLASSES, name="fashion-mnist")
 
 
@@ -459,7 +496,6 @@ def load_image_folder(
     return ImageDataset(images, torch.tensor(labels, dtype=torch.int64), classes=classes, name=root.name)
 
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "imagenet-folder")
 
 
 def load_image_dataset(name: str, root: str | Path | None = None, split: str = "train", *,
@@ -471,9 +507,10 @@ def load_image_dataset(name: str, root: str | Path | None = None, split: str = "
     ----------
     name : one of :data:`DATASETS`
     root : str or Path, optional
-        Data folder (default :func:`~dglbs.data.paths.default_data_dir`, and its
-        ``fashion-mnist`` sub-folder for Fashion-MNIST). For ``"imagenet-folder"``,
-        the folder holding the ``split`` sub-folder (``train``, ``val``…).
+        The data folder holding the dataset's folder (:data:`DATASET_FOLDERS`), or
+        that folder itself; default :func:`~dglbs.data.paths.default_data_dir`. For
+        ``"imagenet-folder"`` the dataset's folder holds one sub-folder per split
+        (``train/``, ``val/``), each ``<class>/<image>``.
     split : str
         ``"train"`` / ``"test"``; STL-10 also ``"unlabeled"``; any sub-folder name
         for ``"imagenet-folder"``.
@@ -483,7 +520,8 @@ def load_image_dataset(name: str, root: str | Path | None = None, split: str = "
     if name == "fashion-mnist":
         return load_fashion_mnist(root, split)
     if name == "mnist":
-        return load_mnist(_root(root) / "mnist" if root is None else root, split)
+        _check_split(split, ("train", "test"))
+        return load_mnist(_idx_folder(root, "mnist", split), split)
     if name == "cifar10":
         return load_cifar10(root, split)
     if name == "cifar100":
@@ -491,5 +529,19 @@ def load_image_dataset(name: str, root: str | Path | None = None, split: str = "
     if name == "stl10":
         return load_stl10(root, split)
     if name == "imagenet-folder":
-        return load_image_folder(_root(root) / split, size=size, classes=classes, num_workers=num_workers)
+        return load_image_folder(_image_folder_split(root, split), size=size, classes=classes,
+                                 num_workers=num_workers)
     raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
+
+
+def _image_folder_split(root: str | Path | None, split: str) -> Path:
+    """``<root>/imagenet/<split>`` or ``<root>/<split>``, with an error that shows the layout."""
+    data = _root(root)
+    for folder in (data / DATASET_FOLDERS["imagenet-folder"], data):
+        if (folder / split).is_dir():
+            return folder / split
+    raise FileNotFoundError(
+        f"no {split}/ split for imagenet-folder under {str(data)!r}: expected {split}/<class>/<image> files in "
+        f"{str(data / DATASET_FOLDERS['imagenet-folder'])!r} or in {str(data)!r} itself "
+        "(e.g. imagenet/train/n01440764/x.JPEG, one folder per class)"
+    )

@@ -18,7 +18,7 @@ class SentenceDataset(Sequence[str]):
 
     Lines are stripped of surrounding whitespace and blank lines skipped; duplicates
     are kept, as SimCSE does. A collate function (e.g.
-    :class:`models.simcse.SentenceCollator`) turns a list of sentences into a batch.
+    :class:`dglbs_models.simcse.SentenceCollator`) turns a list of sentences into a batch.
 
     Parameters
     ----------

@@ -14,6 +14,7 @@ standard deviation of the fitting set), which needs no learning-rate tuning.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
 from .._checks import check_int
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHT_DECAYS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 """Grid of L2 penalties (on the mean cross-entropy) searched by :func:`linear_probe`."""
@@ -166,6 +169,8 @@ def linear_probe(
         weight, bias = fit_linear_classifier(fit_x, fit_y, num_classes, weight_decay=weight_decay,
                                              max_iter=max_iter)
         val_accuracies[weight_decay] = _accuracy(weight, bias, val_x, val_y)
+        logger.debug("linear probe: weight decay %g, validation accuracy %.4f", weight_decay,
+                     val_accuracies[weight_decay])
     best = max(weight_decays, key=lambda value: val_accuracies[value])
     train_x, test_x = _standardize(train_features, test_features)
     weight, bias = fit_linear_classifier(train_x, train_labels, num_classes, weight_decay=best, max_iter=max_iter)

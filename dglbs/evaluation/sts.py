@@ -8,16 +8,19 @@ sentences to a ``(n, d)`` tensor, so the protocol is model-agnostic.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dglbs._checks import check_int
 from dglbs.data.sts import STS_TASKS, STSPairs, load_sts_benchmarks
+
+logger = logging.getLogger(__name__)
 
 AVERAGE = "avg"
 """Key of the seven-task average in :func:`evaluate_sts`'s result."""
@@ -27,7 +30,7 @@ Encoder = Callable[[list[str]], torch.Tensor]
 
 @torch.no_grad()
 def encode_sentences(
-    encode: Encoder, sentences: Sequence[str], *, batch_size: int = 128, progress: bool = True
+    encode: Encoder, sentences: Sequence[str], *, batch_size: int = 128, progress: bool | None = None
 ) -> torch.Tensor:
     """Embed ``sentences`` in batches under ``torch.no_grad``.
 
@@ -41,8 +44,8 @@ def encode_sentences(
         in eval mode (no dropout); it is called under ``torch.no_grad``.
     sentences : sequence of str
     batch_size : int
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar; default (None): only when stderr is a terminal.
 
     Returns
     -------
@@ -51,7 +54,9 @@ def encode_sentences(
     check_int("batch_size", batch_size, low=1)
     order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
     parts = []
-    for start in tqdm(range(0, len(order), batch_size), desc="encoding", disable=not progress, leave=False):
+    bar = tqdm(total=len(order), desc="STS encode", unit="sentence", leave=False,
+               disable=None if progress is None else not progress)
+    for start in range(0, len(order), batch_size):
         batch = [sentences[i] for i in order[start : start + batch_size]]
         embeddings = encode(batch)
         if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2 or len(embeddings) != len(batch):
@@ -60,6 +65,8 @@ def encode_sentences(
                 f"encode must return a tensor of shape ({len(batch)}, d) for {len(batch)} sentences, got {got}"
             )
         parts.append(embeddings.detach().float().cpu())
+        bar.update(len(batch))
+    bar.close()
     if not parts:
         raise ValueError("no sentences to encode; pass a non-empty list")
     embeddings = torch.cat(parts)
@@ -93,7 +100,7 @@ def evaluate_sts(
     *,
     root: str | Path | None = None,
     batch_size: int = 128,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Spearman ×100 of cosine similarity on each benchmark, and their average.
 
@@ -108,7 +115,8 @@ def evaluate_sts(
         STS folder when ``benchmarks`` is not given.
     batch_size : int
         Sentences per ``encode`` call.
-    progress : bool
+    progress : bool, optional
+        Progress bar of the encode pass; default (None): only when stderr is a terminal.
 
     Returns
     -------
@@ -133,4 +141,5 @@ def evaluate_sts(
         results[name] = spearman_cosine(first, second, pairs.scores)
     if all(task in results for task in STS_TASKS):
         results[AVERAGE] = sum(results[task] for task in STS_TASKS) / len(STS_TASKS)
+    logger.info("STS: %s", ", ".join(f"{name} {score:.2f}" for name, score in results.items()))
     return results

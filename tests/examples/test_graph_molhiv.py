@@ -6,18 +6,12 @@ both hold active molecules (the first 300 give none), which ROC-AUC needs.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from dglbs.data.molhiv import MolHIVDataset
-
-# Examples are scripts that import each other as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-
-from graph_molhiv import Config, load_dataset, main, probe_rocauc, run  # noqa: E402
+from dglbs_examples.graph_molhiv import Config, load_dataset, main, probe_rocauc, run
 
 # The CSV prefix holds molecules that current RDKit rejects (reported in a warning).
 pytestmark = pytest.mark.filterwarnings("ignore:.*cannot parse:UserWarning")
@@ -97,14 +91,12 @@ def test_probe_validates_its_inputs() -> None:
         probe_rocauc(embeddings, labels, one_class)
 
 
-def test_main_prints_scores_and_costs(cache_dir: str, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(sys, "argv", [
-        "graph_molhiv.py", "--limit", str(LIMIT), "--epochs", "1", "--sampler", "batchsampler",
+def test_main_prints_scores_and_costs(cache_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main([
+        "--limit", str(LIMIT), "--epochs", "1", "--sampler", "batchsampler",
         "--hidden-dim", "8", "--num-layers", "2", "--batch-size", "64", "--num-candidates", "100",
         "--num-neighbors", "10", "--refresh-every", "8", "--probe-c", "0.1", "--cache-dir", cache_dir,
     ])
-    main()
     out = capsys.readouterr().out
     assert "valid 100 (5 active)" in out
     assert "batchsampler seed 0: ROC-AUC valid" in out and "(probe C 0.1)" in out

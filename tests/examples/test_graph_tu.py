@@ -1,15 +1,11 @@
 """examples/graph_tu.py end to end on MUTAG, with tiny budgets."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from graph_tu import Config, make_sampler, run, summary_table  # noqa: E402
-
-from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler  # noqa: E402
-from dglbs.data.tu import TUDataset  # noqa: E402
+from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
+from dglbs.data.tu import TUDataset
+from dglbs_examples.graph_tu import Config, make_sampler, run, summary_table
 
 
 @pytest.fixture(scope="module")

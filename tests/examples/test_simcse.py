@@ -2,23 +2,18 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 pytest.importorskip("transformers")
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from simcse import (  # noqa: E402
-    COLUMNS, Config, evaluate_pretrained, make_lr_scheduler, make_sampler, run, summary_table,
-)
-
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler  # noqa: E402
 from dglbs.data.sts import load_sts_benchmarks  # noqa: E402
 from dglbs.data.text import SentenceDataset  # noqa: E402
+from dglbs_examples.simcse import (  # noqa: E402
+    COLUMNS, Config, evaluate_pretrained, make_lr_scheduler, make_sampler, run, summary_table,
+)
 
 WORDS = "a the man woman dog cat is are plays eats runs guitar ball fish in on park".split()
 

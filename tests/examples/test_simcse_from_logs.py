@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("transformers")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from simcse import COLUMNS, Config, Result, summary_table  # noqa: E402
-from simcse_from_logs import read_logs  # noqa: E402
+from dglbs_examples.simcse import COLUMNS, Config, Result, summary_table  # noqa: E402
+from dglbs_examples.simcse_from_logs import read_logs  # noqa: E402
 
 
 def make_result(sampler: str, seed: int, offset: float, seconds: float) -> Result:

@@ -1,12 +1,9 @@
 """examples/vision.py end to end on a slice of Fashion-MNIST, with tiny budgets."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from vision import Config, load_data, run, summary_table  # noqa: E402
+from dglbs_examples.vision import Config, load_data, run, summary_table
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from models.augment_graph import (
+from dglbs_models.augment_graph import (
     AUGMENTATIONS,
     augment,
     drop_nodes,

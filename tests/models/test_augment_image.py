@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.augment_image import (
+from dglbs_models.augment_image import (
     ImageAugmentation,
     ImageNormalize,
     adjust_brightness,

@@ -4,7 +4,7 @@ import dgl
 import pytest
 import torch
 
-from models.diffusion import default_num_steps, gcn_norm_adjacency, ppr_diffusion
+from dglbs_models.diffusion import default_num_steps, gcn_norm_adjacency, ppr_diffusion
 
 ROUNDING = 1e-6  # float32 accumulation in ppr_diffusion
 

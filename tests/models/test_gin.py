@@ -4,7 +4,7 @@ import dgl
 import pytest
 import torch
 
-from models.gin import GIN
+from dglbs_models.gin import GIN
 
 
 def random_batch(sizes: list[tuple[int, int]], in_dim: int = 5, seed: int = 0) -> tuple[dgl.DGLGraph, torch.Tensor]:

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from dglbs.method import ContrastiveMethod
-from models.augment_graph import AUGMENTATIONS
-from models.gin import GIN
-from models.graphcl import GraphCL
+from dglbs_models.augment_graph import AUGMENTATIONS
+from dglbs_models.gin import GIN
+from dglbs_models.graphcl import GraphCL
 
 IN_DIM = 6
 

@@ -10,9 +10,9 @@ from dglbs import KNNBatchSampler
 from dglbs.data.images import ImageDataset, collate
 from dglbs.losses import DCLLoss, InfoNCELoss
 from dglbs.trainer import Trainer
-from models.augment_image import mocov3_augmentations
-from models.mocov3 import MoCoV3, MoCoV3Loss, momentum_at
-from models.resnet import resnet18
+from dglbs_models.augment_image import mocov3_augmentations
+from dglbs_models.mocov3 import MoCoV3, MoCoV3Loss, momentum_at
+from dglbs_models.resnet import resnet18
 
 SIZE = 16
 

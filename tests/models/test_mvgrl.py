@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from dglbs.data.tu import collate
-from models.mvgrl import MVGRL, VIEW_TYPES, WithDiffusion, mvgrl_views
+from dglbs_models.mvgrl import MVGRL, VIEW_TYPES, WithDiffusion, mvgrl_views
 
 FEAT = 5
 

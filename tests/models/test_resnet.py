@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.resnet import BasicBlock, Bottleneck, ResNet, make_resnet, resnet18, resnet50
+from dglbs_models.resnet import BasicBlock, Bottleneck, ResNet, make_resnet, resnet18, resnet50
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,9 +10,9 @@ from dglbs import UniformBatchSampler, WalkBatchSampler
 from dglbs.data.images import ImageDataset, collate
 from dglbs.losses import InfoNCELoss
 from dglbs.trainer import Trainer
-from models.augment_image import simclr_augmentation
-from models.resnet import resnet18
-from models.simclr import SimCLR, projection_mlp
+from dglbs_models.augment_image import simclr_augmentation
+from dglbs_models.resnet import resnet18
+from dglbs_models.simclr import SimCLR, projection_mlp
 
 SIZE = 16
 

@@ -12,7 +12,7 @@ from dglbs import WalkBatchSampler  # noqa: E402
 from dglbs.evaluation.sts import encode_sentences  # noqa: E402
 from dglbs.losses import make_loss  # noqa: E402
 from dglbs.trainer import Trainer  # noqa: E402
-from models.simcse import SentenceCollator, SimCSE, default_model_path, load_pretrained  # noqa: E402
+from dglbs_models.simcse import SentenceCollator, SimCSE, default_model_path, load_pretrained  # noqa: E402
 
 WORDS = "a the man woman dog cat plays eats runs guitar ball fish in park".split()
 SENTENCES = [
