@@ -7,7 +7,7 @@ original ``DS.zip`` (read in place, never extracted):
     Directed edge list of 1-based global node ids. Undirected graphs list both
     directions.
 ``DS_graph_indicator.txt`` (required, n lines)
-    1-based graph id of every node.
+    1-based graph id of every node; every graph from 1 to N owns at least one node.
 ``DS_graph_labels.txt`` (required, N lines)
     Integer class label of every graph.
 ``DS_node_labels.txt``, ``DS_node_attributes.txt`` (optional, n lines)
@@ -15,13 +15,34 @@ original ``DS.zip`` (read in place, never extracted):
 ``DS_edge_labels.txt`` (optional, m lines)
     Integer edge labels, aligned with ``DS_A.txt``.
 
-Other files (README, edge or graph attributes) are ignored. All files are parsed
-in vectorised numpy and the graphs are cut out of one batched graph with
-:func:`dgl.unbatch`, so datasets with millions of edges load in seconds.
+Other files (README, edge or graph attributes) are ignored. Integers must fit in
+int64. Each file is streamed in blocks of :data:`BLOCK_BYTES` and parsed in
+vectorised numpy, so a large text (COLLAB's edge list is 362 MB) is never held
+whole, and the graphs are cut out of one batched graph with :func:`dgl.unbatch`.
+
+The parsed tables are cached as an uncompressed ``.npz`` in
+:func:`default_cache_dir` (never beside the data, which may be read-only or
+shared), so a dataset is parsed once: a warm load of COLLAB takes a few seconds.
+A cache file is used only if its key matches the files being read (their
+resolved path, size and modification time, and :data:`CACHE_FORMAT`); it is
+written under a temporary name and renamed into place, so a reader never sees
+half a file; an unreadable or inconsistent one is logged, ignored and
+overwritten; and cached tables pass the same checks as freshly parsed ones.
+
+Loading is logged on ``logging.getLogger("dglbs.data.tu")``; a parse that takes
+more than a second shows a tqdm progress bar when stderr is a terminal.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -30,8 +51,11 @@ import dgl
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from dglbs.data.paths import default_data_dir
+
+logger = logging.getLogger(__name__)
 
 DEGREE_CAP = 1000
 """Largest degree one-hot width chosen automatically (``max_degree=None``).
@@ -43,12 +67,43 @@ at the cap; pass a smaller ``max_degree`` to shrink them.
 
 NODE_FEATURE_MODES = ("auto", "labels", "attributes", "degree")
 
+CACHE_ENV_VAR = "DGLBS_CACHE"
+CACHE_FORMAT = 1
+"""Version of the cache layout and parsing rules; part of the cache key, bump it when either changes."""
+
+BLOCK_BYTES = 4 << 20
+"""Bytes of text parsed at a time: the vectorised parse then works on temporaries
+of a few MB that the allocator reuses, instead of page-faulting fresh ones of the
+file's size."""
+
+# kind -> (dtype, values per line or None for "any, the same on every line", required)
+_TABLES: dict[str, tuple[type[np.generic], int | None, bool]] = {
+    "A": (np.int64, 2, True),
+    "graph_indicator": (np.int64, 1, True),
+    "graph_labels": (np.int64, 1, True),
+    "node_labels": (np.int64, None, False),
+    "node_attributes": (np.float64, None, False),
+    "edge_labels": (np.int64, None, False),
+}
+
+_INT64 = np.iinfo(np.int64)
+
 _SEPARATORS = np.zeros(256, dtype=bool)
 _SEPARATORS[[ord(c) for c in " \t\r\n,"]] = True
 
 
+def default_cache_dir() -> Path:
+    """Folder of the TU caches: ``$DGLBS_CACHE/tu`` if that variable is set and non-empty,
+    else ``$XDG_CACHE_HOME/dglbs/tu``, else ``~/.cache/dglbs/tu``."""
+    base = os.environ.get(CACHE_ENV_VAR, "")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "dglbs"
+    return Path(base).expanduser() / "tu"
+
+
 class _TUFiles:
-    """Reads the ``DS_*.txt`` files of one dataset from a folder or a zip."""
+    """The ``DS_*.txt`` files of one dataset, in a folder or a zip."""
 
     def __init__(self, name: str, root: Path) -> None:
         folder, archive = root / name, root / f"{name}.zip"
@@ -56,22 +111,29 @@ class _TUFiles:
         # An extracted folder wins over the zip so that a user can edit a copy.
         if folder.is_dir():
             self.path = folder
-            self._members: dict[str, str] | None = None
+            self._members: dict[str, zipfile.ZipInfo] | None = None
         elif archive.is_file():
             self.path = archive
-            with zipfile.ZipFile(archive) as zf:
-                names = zf.namelist()
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    infos = zf.infolist()
+            except zipfile.BadZipFile as error:
+                raise ValueError(
+                    f"{archive}: not a readable zip archive ({error}); it may be truncated by an "
+                    f"interrupted download: download it again, or extract its {name}_*.txt files "
+                    f"into the folder {folder}"
+                ) from None
             # Members are "DS/DS_A.txt" (sometimes "DS//DS_A.txt"): match on the basename.
             self._members = {}
-            for member in names:
-                base = member.rsplit("/", 1)[-1]
+            for info in infos:
+                base = info.filename.rsplit("/", 1)[-1]
                 if base.startswith(f"{name}_") and base.endswith(".txt"):
                     if base in self._members:
                         raise ValueError(
                             f"{archive}: holds two files named {base!r} "
-                            f"({self._members[base]!r} and {member!r}); keep one"
+                            f"({self._members[base].filename!r} and {info.filename!r}); keep one"
                         )
-                    self._members[base] = member
+                    self._members[base] = info
         else:
             raise FileNotFoundError(
                 f"TU dataset {name!r} not found: neither the folder {str(folder)!r} "
@@ -80,92 +142,264 @@ class _TUFiles:
             )
 
     def where(self, kind: str) -> str:
-        """Human-readable location of ``DS_<kind>.txt`` for error messages."""
+        """Human-readable location of ``DS_<kind>.txt`` for messages."""
         base = f"{self.name}_{kind}.txt"
         if self._members is None:
             return str(self.path / base)
-        return f"{self.path}:{self._members.get(base, base)}"
+        member = self._members.get(base)
+        return f"{self.path}:{base if member is None else member.filename}"
 
-    def read(self, kind: str, required: bool) -> bytes | None:
-        """Bytes of ``DS_<kind>.txt``; ``None`` if absent and not required."""
+    def size(self, kind: str) -> int | None:
+        """Bytes of text in ``DS_<kind>.txt``; ``None`` if the file is absent."""
         base = f"{self.name}_{kind}.txt"
         if self._members is None:
             file = self.path / base
-            if file.is_file():
-                return file.read_bytes()
-        elif base in self._members:
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(self._members[base])
-        if required:
-            raise FileNotFoundError(
-                f"TU dataset {self.name!r} at {str(self.path)!r} lacks the required "
-                f"file {base!r}"
-            )
-        return None
+            return file.stat().st_size if file.is_file() else None
+        member = self._members.get(base)
+        return None if member is None else member.file_size
+
+    def blocks(self, kind: str) -> Iterator[bytes]:
+        """The bytes of ``DS_<kind>.txt`` (which must exist) in blocks of at most :data:`BLOCK_BYTES`."""
+        if self._members is None:
+            with open(self.path / f"{self.name}_{kind}.txt", "rb") as stream:
+                while block := stream.read(BLOCK_BYTES):
+                    yield block
+            return
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(self._members[f"{self.name}_{kind}.txt"]) as stream:
+                while block := stream.read(BLOCK_BYTES):
+                    yield block
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise ValueError(
+                f"{self.where(kind)}: the archive is damaged ({error}); download {self.path} again"
+            ) from None
+
+    def cache_key(self) -> str:
+        """What identifies the parsed tables: the resolved path, size and modification time of the files."""
+        if self._members is None:
+            files = [self.path / f"{self.name}_{kind}.txt" for kind in _TABLES]
+        else:
+            files = [self.path]
+        stats = {file.name: [file.stat().st_size, file.stat().st_mtime_ns] for file in files if file.is_file()}
+        return json.dumps(
+            {"format": CACHE_FORMAT, "path": str(self.path.resolve()), "files": stats}, sort_keys=True
+        )
 
 
-def _parse_table(
-    text: bytes, where: str, dtype: type[np.generic], columns: int | None
-) -> np.ndarray:
-    """Parse a comma/whitespace separated numeric table.
+class _TableParser:
+    """Parses one comma/whitespace separated numeric table fed in blocks of bytes.
+
+    Blocks may cut lines anywhere. Trailing blank lines are ignored; a blank line
+    before the last value, a line with another number of values than ``columns``
+    (or, for ``columns=None``, than line 1), a value that is not a number of the
+    table's type and an integer outside int64 are errors naming the line.
 
     Parameters
     ----------
-    text : bytes
-        File contents; trailing blank lines are ignored, inner blank lines are errors.
     where : str
-        File location used in error messages.
+        File location used in messages.
     dtype : np.int64 or np.float64
         Type every value must parse as.
     columns : int or None
-        Required number of values per line; ``None`` accepts any number that
-        is the same on every line.
-
-    Returns
-    -------
-    np.ndarray of shape ``(lines, columns)`` and dtype ``dtype``.
+        Required number of values per line; ``None`` takes it from line 1.
     """
-    text = text.rstrip()
-    if not text:
-        return np.empty((0, columns or 1), dtype=dtype)
-    buf = np.frombuffer(text, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == ord("\n"))
-    num_lines = newlines.size + 1
-    is_sep = _SEPARATORS[buf]
-    token_starts = np.flatnonzero(~is_sep & np.concatenate(([True], is_sep[:-1])))
-    per_line = np.bincount(np.searchsorted(newlines, token_starts), minlength=num_lines)
-    expected = int(per_line[0]) if columns is None else columns
-    bad_lines = np.flatnonzero((per_line != expected) | (per_line == 0))
-    if bad_lines.size:
-        line = int(bad_lines[0])
-        if per_line[line] == 0:
-            raise ValueError(f"{where}: line {line + 1} is blank")
-        raise ValueError(
-            f"{where}: line {line + 1} has {per_line[line]} values, expected {expected}"
-            + ("" if columns else " (as on line 1)")
-        )
-    try:
-        values = np.fromstring(text.replace(b",", b" "), dtype=dtype, sep=" ")
-    except ValueError:
-        values = None
-    if values is None or values.size != num_lines * expected:
-        _raise_unparsable(text, where, dtype)
-    return values.reshape(num_lines, expected)
 
+    def __init__(self, where: str, dtype: type[np.generic], columns: int | None) -> None:
+        self.where = where
+        self.dtype = dtype
+        self.columns = columns
+        self.columns_from_line_1 = columns is None
+        self.next_line = 1  # number of the first line not yet parsed
+        self.blank_line: int | None = None  # first of the blank lines that end the text so far
+        self.unfinished: list[bytes] = []  # pieces of a line whose end has not been fed yet
+        self.parts: list[np.ndarray] = []
 
-def _raise_unparsable(text: bytes, where: str, dtype: type[np.generic]) -> NoReturn:
-    # Runs only after the vectorised parse failed, to name the offending line.
-    convert = int if np.issubdtype(dtype, np.integer) else float
-    kind = "integers" if convert is int else "numbers"
-    for number, line in enumerate(text.splitlines(), start=1):
+    def feed(self, block: bytes) -> None:
+        """Parse the whole lines that ``block`` completes; keep its unfinished last line."""
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            self.unfinished.append(block)
+            return
+        self._parse_lines(b"".join([*self.unfinished, block[:cut]]))
+        self.unfinished = [block[cut:]]
+
+    def finish(self) -> np.ndarray:
+        """The table, ``(lines, columns)`` of ``dtype``, after the last block was fed."""
+        self._parse_lines(b"".join(self.unfinished))
+        if not self.parts:
+            return np.empty((0, self.columns or 1), dtype=self.dtype)
+        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+
+    def _parse_lines(self, text: bytes) -> None:
+        first = self.next_line
+        self.next_line += text.count(b"\n")
+        body = text.rstrip()
+        if not body:
+            if text and self.blank_line is None:
+                self.blank_line = first
+            return
+        if self.blank_line is not None:
+            self._fail(self.blank_line, "is blank; delete the blank lines before the end of the file")
+        # Blank lines after the body are errors only if more values follow in a later block.
+        if text.count(b"\n", len(body)) >= 2:
+            self.blank_line = first + body.count(b"\n") + 1
+        self.parts.append(self._parse_body(body, first))
+
+    def _parse_body(self, body: bytes, first: int) -> np.ndarray:
+        """Values of ``body`` (whole lines, the first numbered ``first``, no trailing blanks)."""
+        buf = np.frombuffer(body, dtype=np.uint8)
+        line_ends = np.flatnonzero(buf == ord("\n"))
+        is_sep = _SEPARATORS[buf]
+        token_starts = np.flatnonzero(~is_sep & np.concatenate(([True], is_sep[:-1])))
+        if self.columns is None:
+            self.columns = int(np.searchsorted(token_starts, line_ends[0] if line_ends.size else buf.size))
+        columns = self.columns
+        num_lines = line_ends.size + 1
+        # With exactly lines * columns values, every line holds `columns` of them iff each
+        # line's first value starts after the previous line's end and its last value
+        # starts before its own end: O(lines) instead of counting the values of every line.
+        if not (
+            columns > 0
+            and token_starts.size == num_lines * columns
+            and (token_starts[columns::columns] > line_ends).all()
+            and (token_starts[columns - 1 : -1 : columns] < line_ends).all()
+        ):
+            self._fail_on_counts(token_starts, line_ends, first)
         try:
-            [convert(token) for token in line.replace(b",", b" ").split()]
-        except ValueError:
-            raise ValueError(
-                f"{where}: line {number} ({line.decode(errors='replace')!r}) does not "
-                f"hold {kind}"
-            ) from None
-    raise ValueError(f"{where}: could not be parsed as {kind}")
+            values = np.fromstring(body.replace(b",", b" "), dtype=self.dtype, sep=" ")
+        except ValueError:  # text that does not parse (NumPy >= 2 raises, older ones stop early)
+            values = None
+        if values is None or values.size != token_starts.size:
+            self._check_values(dict(enumerate(body.split(b"\n"), start=first)))
+            kind = "integers" if self.dtype == np.int64 else "numbers"
+            raise ValueError(f"{self.where}: lines {first} to {first + num_lines - 1} could not be parsed as {kind}")
+        if self.dtype == np.int64:
+            # fromstring clips integers outside int64 to its bounds, so a value at a bound
+            # is checked against the text (it may also be legal).
+            clipped = np.flatnonzero((values == _INT64.max) | (values == _INT64.min))
+            if clipped.size:
+                lines = body.split(b"\n")
+                self._check_values({first + i: lines[i] for i in np.unique(clipped // columns).tolist()})
+        return values.reshape(num_lines, columns)
+
+    def _fail(self, line: int, problem: str) -> NoReturn:
+        raise ValueError(f"{self.where}: line {line} {problem}")
+
+    def _fail_on_counts(self, token_starts: np.ndarray, line_ends: np.ndarray, first: int) -> NoReturn:
+        per_line = np.bincount(np.searchsorted(line_ends, token_starts), minlength=line_ends.size + 1)
+        line = int(np.flatnonzero((per_line != self.columns) | (per_line == 0))[0])
+        if per_line[line] == 0:
+            self._fail(first + line, "is blank; delete the blank lines before the end of the file")
+        self._fail(
+            first + line,
+            f"has {per_line[line]} values, expected {self.columns}"
+            + (" (as on line 1)" if self.columns_from_line_1 else "")
+            + "; every line of this file must hold the same number of values",
+        )
+
+    def _check_values(self, lines: dict[int, bytes]) -> None:
+        """Raise for the first of ``lines`` (number -> text) holding a value that is not of
+        the table's type or, for integers, outside int64."""
+        integers = self.dtype == np.int64
+        for number, line in lines.items():
+            for token in line.replace(b",", b" ").split():
+                try:
+                    if b"_" in token:  # Python reads "1_000", numpy does not
+                        raise ValueError
+                    value = int(token) if integers else float(token)
+                except ValueError:
+                    kind = "integers" if integers else "numbers"
+                    self._fail(
+                        number, f"({line.decode(errors='replace')!r}) does not hold {kind}; correct or delete it"
+                    )
+                if integers and not _INT64.min <= value <= _INT64.max:
+                    self._fail(
+                        number,
+                        f"holds {token.decode()}, outside the int64 range [-2**63, 2**63 - 1] that ids "
+                        "and labels must fit in; correct the value (class and node labels are usually "
+                        "small integers)",
+                    )
+
+
+def _parse_files(files: _TUFiles) -> dict[str, np.ndarray]:
+    """Parse every present ``DS_<kind>.txt`` into kind -> 2-D array (dtype and columns of ``_TABLES``)."""
+    sizes = {kind: files.size(kind) for kind in _TABLES}
+    for kind, (_, _, required) in _TABLES.items():
+        if required and sizes[kind] is None:
+            raise FileNotFoundError(
+                f"TU dataset {files.name!r} at {str(files.path)!r} lacks the required "
+                f"file {files.name}_{kind}.txt"
+            )
+    present = {kind: size for kind, size in sizes.items() if size is not None}
+    total = sum(present.values())
+    logger.info("%s: parsing %.1f MB of text in %s", files.name, total / 1e6, files.path)
+    tables = {}
+    with tqdm(
+        total=total, desc=f"parsing {files.name}", unit="B", unit_scale=True, disable=None, delay=1.0, leave=False
+    ) as bar:
+        for kind in present:
+            dtype, columns, _ = _TABLES[kind]
+            parser = _TableParser(files.where(kind), dtype, columns)
+            for block in files.blocks(kind):
+                parser.feed(block)
+                bar.update(len(block))
+            tables[kind] = parser.finish()
+    return tables
+
+
+def _cache_file(files: _TUFiles, cache_dir: Path) -> Path:
+    """``cache_dir/DS-<hash of the resolved source path>.npz``: one cache per source."""
+    digest = hashlib.sha256(str(files.path.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"{files.name}-{digest}.npz"
+
+
+def _read_cache(path: Path, key: str, name: str) -> dict[str, np.ndarray] | None:
+    """The tables cached in ``path`` if it exists, is intact and was made with ``key``; else ``None``."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["key"]) != key:
+                logger.info("%s: the cache %s was made from other files; parsing again", name, path)
+                return None
+            tables = {kind: npz[kind] for kind in npz.files if kind != "key"}
+        for kind, (dtype, columns, required) in _TABLES.items():
+            table = tables.get(kind)
+            if table is None:
+                if required:
+                    raise ValueError(f"it lacks the table {kind!r}")
+            elif table.dtype != dtype or table.ndim != 2 or columns not in (None, table.shape[1]):
+                raise ValueError(f"its table {kind!r} has dtype {table.dtype} and shape {table.shape}")
+        if set(tables) - set(_TABLES):
+            raise ValueError(f"it holds unknown tables {sorted(set(tables) - set(_TABLES))}")
+    # A damaged npz fails in zipfile, zlib or numpy's header parser; any failure means "parse again".
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        logger.warning("%s: ignoring the unreadable cache %s (%s); parsing again and overwriting it", name, path, error)
+        return None
+    return tables
+
+
+def _write_cache(path: Path, key: str, tables: dict[str, np.ndarray], name: str) -> None:
+    """Store ``tables`` in ``path``, atomically; a failure is logged, never raised."""
+    partial = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written under a unique temporary name and renamed into place, so that a concurrent
+        # reader sees the old file or the new one, never half of one.
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, key=np.array(key), **tables)
+        os.replace(partial, path)
+        logger.info("%s: cached the parsed tables in %s", name, path)
+    except OSError as error:
+        logger.warning(
+            "%s: could not write the cache %s (%s); the next load parses the text again. Set %s "
+            "to a writable folder to cache there",
+            name, path, error, CACHE_ENV_VAR,
+        )
+    finally:
+        if partial is not None and os.path.exists(partial):
+            os.unlink(partial)
 
 
 def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
@@ -198,19 +432,30 @@ class _TUTables:
     edge_labels: np.ndarray | None
 
     @classmethod
-    def read(cls, files: _TUFiles) -> _TUTables:
-        def table(
-            kind: str, dtype: type[np.generic], columns: int | None, required: bool
-        ) -> np.ndarray | None:
-            text = files.read(kind, required)
-            return None if text is None else _parse_table(text, files.where(kind), dtype, columns)
+    def load(cls, files: _TUFiles, cache_path: Path | None) -> _TUTables:
+        """Take the tables from ``cache_path`` if it holds those of ``files``, else parse the
+        files and write the cache there (``None``: parse, no cache); check them either way."""
+        if cache_path is None:
+            return cls.check(_parse_files(files), files)
+        key = files.cache_key()
+        tables = _read_cache(cache_path, key, files.name)
+        if tables is not None:
+            logger.info("%s: read the parsed tables from the cache %s", files.name, cache_path)
+            return cls.check(tables, files)
+        tables = _parse_files(files)
+        checked = cls.check(tables, files)
+        _write_cache(cache_path, key, tables, files.name)
+        return checked
 
-        edges = table("A", np.int64, 2, True)
-        graph_of_node = table("graph_indicator", np.int64, 1, True)[:, 0]
-        graph_labels = table("graph_labels", np.int64, 1, True)[:, 0]
-        node_labels = table("node_labels", np.int64, None, False)
-        node_attributes = table("node_attributes", np.float64, None, False)
-        edge_labels = table("edge_labels", np.int64, None, False)
+    @classmethod
+    def check(cls, tables: dict[str, np.ndarray], files: _TUFiles) -> _TUTables:
+        """Check that the parsed ``tables`` (kind -> 2-D array) form a dataset; messages name files and lines."""
+        edges = tables["A"]
+        graph_of_node = tables["graph_indicator"][:, 0]
+        graph_labels = tables["graph_labels"][:, 0]
+        node_labels = tables.get("node_labels")
+        node_attributes = tables.get("node_attributes")
+        edge_labels = tables.get("edge_labels")
 
         num_nodes, num_graphs = graph_of_node.size, graph_labels.size
         indicator, labels, a_file = (
@@ -228,7 +473,15 @@ class _TUTables:
         if graph_of_node.max() != num_graphs:
             raise ValueError(
                 f"{labels} has {num_graphs} lines but {indicator} only names graphs up to "
-                f"{graph_of_node.max()}"
+                f"{graph_of_node.max()}; delete the labels of graphs without nodes"
+            )
+        empty = np.flatnonzero(np.bincount(graph_of_node, minlength=num_graphs + 1)[1:] == 0)
+        if empty.size:
+            graph = int(empty[0]) + 1
+            raise ValueError(
+                f"{indicator}: graph {graph} has no nodes (no line names it; {empty.size} graphs "
+                f"are empty), but {labels} gives it a label on line {graph}; number the graphs "
+                f"1 to N without gaps and delete the labels of graphs without nodes"
             )
         for kind, rows in (("node_labels", node_labels), ("node_attributes", node_attributes)):
             if rows is not None and len(rows) != num_nodes:
@@ -241,9 +494,8 @@ class _TUTables:
                 f"edge count mismatch: {files.where('edge_labels')} has {len(edge_labels)} "
                 f"lines but {a_file} has {len(edges)}"
             )
-        bad = ((edges < 1) | (edges > num_nodes)).any(axis=1)
-        if bad.any():
-            line = _first_line(bad)
+        if edges.size and (edges.min() < 1 or edges.max() > num_nodes):
+            line = _first_line(((edges < 1) | (edges > num_nodes)).any(axis=1))
             raise ValueError(
                 f"{a_file}: line {line} holds edge {tuple(edges[line - 1].tolist())} but node "
                 f"ids run from 1 to {num_nodes} (the number of lines of {indicator})"
@@ -294,6 +546,15 @@ def _node_features(
             blocks.append(_one_hot(index, values.size))
         kinds.append("labels")
     if mode in ("attributes", "present") and t.node_attributes is not None:
+        bad = ~np.isfinite(t.node_attributes).all(axis=1)
+        if bad.any():
+            line = _first_line(bad)
+            raise ValueError(
+                f"{files.where('node_attributes')}: line {line} holds a non-finite value "
+                f"({t.node_attributes[line - 1].tolist()}); node attributes must be finite: correct "
+                "or impute the value, or pass node_features='labels' or 'degree' to leave the "
+                "attributes out"
+            )
         blocks.append(t.node_attributes[node_order].astype(np.float32))
         kinds.append("attributes")
     return np.concatenate(blocks, axis=1), "+".join(kinds)
@@ -326,6 +587,11 @@ class TUDataset(Dataset):
     max_degree : int or None
         Width - 1 of the degree one-hot. ``None`` uses the dataset's largest
         degree, capped at :data:`DEGREE_CAP`.
+    cache : bool
+        Keep the parsed text files in a cache file so that the next load skips
+        parsing (see the module docstring); ``False`` parses every time and writes nothing.
+    cache_dir : str, Path or None
+        Folder of the cache files; default :func:`default_cache_dir`.
 
     Notes
     -----
@@ -349,6 +615,8 @@ class TUDataset(Dataset):
         ``"labels+attributes"`` or ``"degree"``.
     path : Path
         The folder or zip the dataset was read from.
+    cache_path : Path or None
+        The cache file read or written (``None`` with ``cache=False``).
     """
 
     def __init__(
@@ -358,7 +626,10 @@ class TUDataset(Dataset):
         *,
         node_features: str = "auto",
         max_degree: int | None = None,
+        cache: bool = True,
+        cache_dir: str | Path | None = None,
     ) -> None:
+        start = time.perf_counter()
         if not isinstance(name, str) or not name:
             raise ValueError(f"name={name!r} must be a non-empty dataset name such as 'MUTAG'")
         if node_features not in NODE_FEATURE_MODES:
@@ -369,8 +640,15 @@ class TUDataset(Dataset):
             isinstance(max_degree, bool) or not isinstance(max_degree, int) or max_degree < 0
         ):
             raise ValueError(f"max_degree={max_degree!r} must be None or an int >= 0")
+        if not isinstance(cache, bool):
+            raise TypeError(f"cache={cache!r} must be True or False")
         files = _TUFiles(name, default_data_dir() / "tu" if root is None else Path(root))
-        t = _TUTables.read(files)
+        if cache:
+            cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+            self.cache_path: Path | None = _cache_file(files, cache_dir)
+        else:
+            self.cache_path = None
+        t = _TUTables.load(files, self.cache_path)
         self.name = name
         self.path = files.path
 
@@ -405,6 +683,7 @@ class TUDataset(Dataset):
         self.label_values = torch.from_numpy(values)
         self.num_classes = int(values.size)
         self.feat_dim = int(feat.shape[1])
+        logger.info("%r loaded in %.1f s", self, time.perf_counter() - start)
 
     def __len__(self) -> int:
         return len(self.graphs)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -10,8 +12,9 @@ import torch
 from dgl.dataloading import GraphDataLoader
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
+from dglbs.data import tu
 from dglbs.data.paths import default_data_dir
-from dglbs.data.tu import DEGREE_CAP, TUDataset, collate
+from dglbs.data.tu import CACHE_ENV_VAR, DEGREE_CAP, TUDataset, collate, default_cache_dir
 
 # Three graphs: a path 1-2-3 with a duplicated edge (second copy has another
 # label), a directed edge 4->5 plus a self-loop, and an isolated node 6.
@@ -25,6 +28,14 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test caches in its own folder, never in the user's cache."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_ENV_VAR, str(folder))
+    return folder / "tu"
+
+
 def write_tu(folder: Path, name: str, files: dict[str, str]) -> Path:
     """Write ``files`` (kind -> text) as ``folder/name/name_<kind>.txt``."""
     target = folder / name
@@ -32,6 +43,18 @@ def write_tu(folder: Path, name: str, files: dict[str, str]) -> Path:
     for kind, text in files.items():
         (target / f"{name}_{kind}.txt").write_text(text)
     return folder
+
+
+def write_tu_zip(folder: Path, name: str, files: dict[str, str]) -> Path:
+    """Write ``files`` as members ``name//name_<kind>.txt`` of ``folder/name.zip``, as the TU zips."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"{name}.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for kind, text in files.items():
+            zf.writestr(f"{name}//{name}_{kind}.txt", text)
+    return folder
+
+
+WRITERS = {"folder": write_tu, "zip": write_tu_zip}
 
 
 def edge_list(g) -> list[tuple[int, int]]:
@@ -162,7 +185,8 @@ def test_zip_and_folder_agree(tmp_path: Path) -> None:
 
 def read_raw(zip_path: Path, name: str, kind: str) -> list[str]:
     with zipfile.ZipFile(zip_path) as zf:
-        return zf.read(f"{name}//{name}_{kind}.txt").decode().split()
+        # Values are separated by ", " in most TU files and by "," in some (NCI1).
+        return zf.read(f"{name}//{name}_{kind}.txt").decode().replace(",", " ").split()
 
 
 # name: graphs, class sizes in sorted label order, feat_dim, feature kind
@@ -172,6 +196,7 @@ BUNDLED = {
     "IMDB-BINARY": (1000, [500, 500], 136, "degree"),
     "IMDB-MULTI": (1500, [500, 500, 500], 89, "degree"),
     "PTC_MR": (344, [192, 152], 18, "labels"),
+    "NCI1": (4110, [2053, 2057], 37, "labels"),
 }
 
 
@@ -278,14 +303,82 @@ def broken(**changes: str | None) -> dict[str, str]:
         (broken(graph_indicator="1\n1\n1\n2\n0\n3\n"), ValueError, r"line 5 names graph 0"),
         (broken(graph_indicator="\n"), ValueError,
          r"BAD_graph_indicator\.txt and .* must both be non-empty"),
+        # A graph id without nodes inside the range (the tail case is the check above).
+        (broken(graph_indicator="1\n1\n1\n3\n3\n3\n"), ValueError,
+         r"BAD_graph_indicator\.txt: graph 2 has no nodes .*BAD_graph_labels\.txt gives it a "
+         r"label on line 2; number the graphs 1 to N without gaps"),
+        # Integers outside int64, which numpy's parser would clip to its bounds.
+        (broken(graph_labels="5\n100000000000000000000000000000\n5\n"), ValueError,
+         r"BAD_graph_labels\.txt: line 2 holds 100000000000000000000000000000, outside the "
+         r"int64 range .*; correct the value"),
+        (broken(graph_labels="5\n-1\n9223372036854775808\n"), ValueError,
+         r"BAD_graph_labels\.txt: line 3 holds 9223372036854775808, outside the int64 range"),
+        (broken(node_labels="7\n3\n-9223372036854775809\n7\n7\n3\n"), ValueError,
+         r"BAD_node_labels\.txt: line 3 holds -9223372036854775809, outside the int64 range"),
+        (broken(A="1, 2\n2, 99999999999999999999\n", edge_labels=None), ValueError,
+         r"BAD_A\.txt: line 2 holds 99999999999999999999, outside the int64 range"),
+        # Non-finite node attributes.
+        (broken(node_attributes="0.5, 1\n1.5, 2\nnan, 3\n3.5, 4\n4.5, 5\n5.5, 6\n"), ValueError,
+         r"BAD_node_attributes\.txt: line 3 holds a non-finite value \(\[nan, 3\.0\]\); node "
+         r"attributes must be finite: correct or impute the value, or pass node_features="),
+        (broken(node_attributes="0.5, 1\n1.5, 2\n2.5, 3\n3.5, 4\n4.5, 5\n5.5, -inf\n"), ValueError,
+         r"BAD_node_attributes\.txt: line 6 holds a non-finite value \(\[5\.5, -inf\]\)"),
+        (broken(node_attributes="0.5, 1\n1.5, 2\n2.5, 3\n3.5, 1e999\n4.5, 5\n5.5, 6\n"), ValueError,
+         r"BAD_node_attributes\.txt: line 4 holds a non-finite value \(\[3\.5, inf\]\)"),
     ],
 )
+@pytest.mark.parametrize("layout", list(WRITERS))
 def test_malformed_input_errors(
-    tmp_path: Path, files: dict[str, str], error: type[Exception], pattern: str
+    tmp_path: Path, layout: str, files: dict[str, str], error: type[Exception], pattern: str
 ) -> None:
-    root = write_tu(tmp_path, "BAD", files)
-    with pytest.raises(error, match=pattern):
+    root = WRITERS[layout](tmp_path / "data", "BAD", files)
+    source = root / ("BAD" if layout == "folder" else "BAD.zip")
+    with pytest.raises(error, match=pattern) as caught:
         TUDataset("BAD", root)
+    assert str(source) in str(caught.value)
+
+
+def test_extreme_but_valid_values_load(tmp_path: Path) -> None:
+    # The int64 bounds themselves are legal labels; numpy's parser returns them for
+    # out-of-range text too, so they must not be taken for an overflow.
+    files = broken(graph_labels="9223372036854775807\n-9223372036854775808\n5\n")
+    ds = TUDataset("EDGE", write_tu(tmp_path, "EDGE", files))
+    assert ds.label_values.tolist() == [-(2**63), 5, 2**63 - 1]
+    # Non-finite attributes are only an error where the attributes are used.
+    files = broken(node_attributes="nan, 1\n" * 6)
+    assert TUDataset("NAN", write_tu(tmp_path, "NAN", files), node_features="labels").feat_dim == 3
+
+
+def test_not_a_zip_names_the_archive(tmp_path: Path) -> None:
+    (tmp_path / "BAD.zip").write_text("1, 2\n")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'BAD.zip'}: not a readable zip archive .*"
+                                         r"download it again, or extract its BAD_\*\.txt files"):
+        TUDataset("BAD", tmp_path)
+
+
+def test_truncated_zip_names_the_archive(tmp_path: Path) -> None:
+    archive = write_tu_zip(tmp_path, "BAD", TINY) / "BAD.zip"
+    content = archive.read_bytes()
+    archive.write_bytes(content[: len(content) // 2])  # an interrupted download
+    with pytest.raises(ValueError, match=rf"{archive}: not a readable zip archive"):
+        TUDataset("BAD", tmp_path)
+
+
+def test_damaged_zip_member_names_the_member(tmp_path: Path) -> None:
+    # The directory at the end of the zip is intact but a member's compressed bytes are not.
+    lines = "".join(f"{i}, {i}\n" for i in range(1, 2001))
+    files = {"A": lines, "graph_indicator": "1\n" * 2000, "graph_labels": "0\n"}
+    archive = write_tu_zip(tmp_path, "BAD", files) / "BAD.zip"
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("BAD//BAD_A.txt")
+    data = bytearray(archive.read_bytes())
+    # Local header: 30 bytes, then the name and the extra field, then the compressed data.
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    middle = start + info.compress_size // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=rf"{archive}:BAD//BAD_A\.txt: the archive is damaged .*download "):
+        TUDataset("BAD", tmp_path)
 
 
 def test_missing_dataset_names_both_locations(tmp_path: Path) -> None:
@@ -306,3 +399,185 @@ def test_invalid_arguments(tmp_path: Path, kwargs: dict, pattern: str) -> None:
     root = write_tu(tmp_path, "TINY", TINY)
     with pytest.raises(ValueError, match=pattern):
         TUDataset(root=root, **kwargs)
+
+
+@pytest.mark.parametrize("layout", list(WRITERS))
+def test_small_blocks_cut_lines_anywhere(
+    tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blocks of 3 bytes cut values, separators and "\r\n" line ends apart.
+    files = {kind: text.replace("\n", "\r\n") for kind, text in TINY.items()}
+    files["graph_labels"] += "\r\n \r\n"  # trailing blank lines are ignored
+    whole = TUDataset("TINY", WRITERS[layout](tmp_path / "whole", "TINY", files), cache=False)
+    monkeypatch.setattr(tu, "BLOCK_BYTES", 3)
+    assert_same_dataset(whole, TUDataset("TINY", WRITERS[layout](tmp_path / "cut", "TINY", files), cache=False))
+    # Line numbers count across blocks.
+    bad = {**files, "A": "1, 2\n" * 20 + "2, x\n"}
+    with pytest.raises(ValueError, match=r"BAD_A\.txt: line 21 \('2, x'\) does not hold integers"):
+        TUDataset("BAD", WRITERS[layout](tmp_path / "bad", "BAD", bad), cache=False)
+
+
+@pytest.mark.parametrize(
+    ("block_bytes", "text", "line"),
+    [
+        (4, "1, 2\n\n\n2, 1\n", 2),  # blank lines inside one block or across two
+        (5, "1, 2\n\n\n2, 1\n", 2),
+        (1, "1, 2\n\n\n2, 1\n", 2),
+        (5, "1, 2\n   \n2, 1\n", 2),
+        (3, "\n1, 2\n", 1),  # a blank first line
+    ],
+)
+def test_blank_lines_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, text: str, line: int
+) -> None:
+    monkeypatch.setattr(tu, "BLOCK_BYTES", block_bytes)
+    files = {"A": text, "graph_indicator": "1\n1\n", "graph_labels": "0\n"}
+    with pytest.raises(ValueError, match=rf"BAD_A\.txt: line {line} is blank; delete the blank lines"):
+        TUDataset("BAD", write_tu(tmp_path, "BAD", files), cache=False)
+
+
+def cached_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def refuse_to_parse(files: object) -> None:
+    raise AssertionError("parsed the text although the cache was valid")
+
+
+@pytest.mark.parametrize("layout", list(WRITERS))
+def test_cache_hit_skips_parsing(
+    tmp_path: Path, layout: str, private_cache: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root = WRITERS[layout](tmp_path / "data", "TINY", TINY)
+    with caplog.at_level(logging.INFO, logger="dglbs.data.tu"):
+        first = TUDataset("TINY", root)
+    assert first.cache_path is not None and first.cache_path.parent == private_cache == default_cache_dir()
+    assert cached_files(private_cache) == [first.cache_path.name]  # no temporary file left
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("TINY: parsing") for m in messages)
+    assert any(m.startswith(f"TINY: cached the parsed tables in {first.cache_path}") for m in messages)
+    assert any(m.startswith("TUDataset(name='TINY'") and " loaded in " in m for m in messages)
+    caplog.clear()
+    monkeypatch.setattr(tu, "_parse_files", refuse_to_parse)
+    with caplog.at_level(logging.INFO, logger="dglbs.data.tu"):
+        second = TUDataset("TINY", root)
+    assert second.cache_path == first.cache_path
+    assert f"TINY: read the parsed tables from the cache {first.cache_path}" in caplog.messages
+    assert_same_dataset(first, second)
+    # The cache holds the tables, not the features: other options use it too.
+    assert TUDataset("TINY", root, node_features="degree").features == "degree"
+
+
+def test_cache_is_invalidated_by_a_changed_file(tmp_path: Path, private_cache: Path) -> None:
+    root = write_tu(tmp_path / "data", "TINY", TINY)
+    assert TUDataset("TINY", root).label_values.tolist() == [-1, 5]
+    labels = root / "TINY" / "TINY_graph_labels.txt"
+    # Same size, new modification time (set, as a quick rewrite may keep the clock tick).
+    mtime = labels.stat().st_mtime_ns
+    labels.write_text("5\n-2\n5\n")
+    os.utime(labels, ns=(mtime + 10**9, mtime + 10**9))
+    assert TUDataset("TINY", root).label_values.tolist() == [-2, 5]
+    # Same modification time, new size.
+    mtime = labels.stat().st_mtime_ns
+    labels.write_text("5\n-20\n5\n")
+    os.utime(labels, ns=(mtime, mtime))
+    assert TUDataset("TINY", root).label_values.tolist() == [-20, 5]
+    # An optional file appears.
+    (root / "TINY" / "TINY_node_labels.txt").unlink()
+    assert TUDataset("TINY", root).features == "attributes"
+    # A rewritten zip.
+    zip_root = write_tu_zip(tmp_path / "zipped", "TINY", TINY)
+    assert TUDataset("TINY", zip_root).num_classes == 2
+    mtime = (zip_root / "TINY.zip").stat().st_mtime_ns
+    write_tu_zip(zip_root, "TINY", {**TINY, "graph_labels": "1\n2\n3\n"})
+    os.utime(zip_root / "TINY.zip", ns=(mtime + 10**9, mtime + 10**9))
+    assert TUDataset("TINY", zip_root).num_classes == 3
+    # One cache file per source, each rewritten in place.
+    assert len(cached_files(private_cache)) == 2
+
+
+def corrupt_truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def corrupt_flipped_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the arrays: the zip CRC catches it
+    path.write_bytes(bytes(data))
+
+
+def corrupt_garbage(path: Path) -> None:
+    path.write_bytes(b"not a cache")
+
+
+def corrupt_wrong_dtype(path: Path) -> None:
+    with np.load(path) as npz:
+        tables = dict(npz)
+    tables["A"] = tables["A"].astype(np.float64)  # intact zip, right key, wrong content
+    np.savez(path, **tables)
+
+
+@pytest.mark.parametrize(
+    "corrupt", [corrupt_truncated, corrupt_flipped_byte, corrupt_garbage, corrupt_wrong_dtype]
+)
+def test_corrupt_cache_is_parsed_again_and_overwritten(
+    tmp_path: Path, corrupt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_tu(tmp_path / "data", "TINY", TINY)
+    expected = TUDataset("TINY", root)
+    corrupt(expected.cache_path)
+    with caplog.at_level(logging.WARNING, logger="dglbs.data.tu"):
+        recovered = TUDataset("TINY", root)
+    assert_same_dataset(expected, recovered)
+    assert any(
+        m.startswith(f"TINY: ignoring the unreadable cache {expected.cache_path}") for m in caplog.messages
+    )
+    monkeypatch.setattr(tu, "_parse_files", refuse_to_parse)
+    assert_same_dataset(expected, TUDataset("TINY", root))  # the rewritten cache is valid
+
+
+def test_read_only_data_folder_is_never_written(tmp_path: Path, private_cache: Path) -> None:
+    root = write_tu_zip(tmp_path / "data", "TINY", TINY)
+    root.chmod(0o555)
+    try:
+        ds = TUDataset("TINY", root)
+        assert cached_files(root) == ["TINY.zip"]  # also when run as root, who could write
+        assert ds.cache_path is not None and ds.cache_path.parent == private_cache
+        assert ds.cache_path.is_file()
+    finally:
+        root.chmod(0o755)
+
+
+def test_unwritable_cache_folder_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_tu(tmp_path / "data", "TINY", TINY)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with caplog.at_level(logging.WARNING, logger="dglbs.data.tu"):
+        ds = TUDataset("TINY", root, cache_dir=blocker / "cache")  # cannot mkdir under a file
+    assert len(ds) == 3
+    assert any("could not write the cache" in m and CACHE_ENV_VAR in m for m in caplog.messages)
+
+
+def test_failed_cache_write_keeps_the_old_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_tu(tmp_path / "data", "TINY", TINY)
+    cache_path = TUDataset("TINY", root).cache_path
+    before = cache_path.read_bytes()
+    (root / "TINY" / "TINY_graph_labels.txt").write_text("1\n2\n3\n")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tu.np, "savez", disk_full)
+    assert TUDataset("TINY", root).num_classes == 3
+    assert cache_path.read_bytes() == before  # the stale cache stays whole; its key no longer matches
+    assert cached_files(cache_path.parent) == [cache_path.name]  # no temporary file left
+
+
+def test_cache_false_writes_nothing(tmp_path: Path, private_cache: Path) -> None:
+    ds = TUDataset("TINY", write_tu(tmp_path / "data", "TINY", TINY), cache=False)
+    assert ds.cache_path is None and not private_cache.exists()
+    with pytest.raises(TypeError, match="cache='no'"):
+        TUDataset("TINY", tmp_path / "data", cache="no")
