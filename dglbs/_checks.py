@@ -16,6 +16,11 @@ def check_embeddings(embeddings: object, *, num_instances: int | None = None) ->
         raise ValueError(
             f"embeddings must be 2-D (N, d), got shape {tuple(embeddings.shape)}"
         )
+    if embeddings.shape[1] == 0:
+        raise ValueError(
+            f"embeddings have shape {tuple(embeddings.shape)}: zero dimensions per "
+            "instance; pass at least one feature per row"
+        )
     if not embeddings.is_floating_point():
         raise TypeError(
             f"embeddings must be floating point, got dtype {embeddings.dtype}; "
@@ -55,3 +60,17 @@ def check_probability(name: str, value: object) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return value
+
+
+def normalize_rows(embeddings: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm without overflow, as float32 (float64 stays float64).
+
+    ``F.normalize`` squares the entries, so rows with entries above ~1e19 (float32)
+    overflow to an infinite norm and become zero rows; dividing each row by its
+    largest magnitude first keeps every finite row. All-zero rows stay zero.
+    """
+    embeddings = embeddings.detach()
+    dtype = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+    scale = embeddings.abs().amax(dim=1, keepdim=True)
+    scaled = embeddings / torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.nn.functional.normalize(scaled.to(dtype), dim=1)

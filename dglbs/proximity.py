@@ -86,6 +86,9 @@ def candidate_blocks(
         yield CandidateBlock(rows, candidates, dropped)
 
 
+MIN_BLOCK_ROWS = 16
+"""Fewest rows a memory budget must fit in one block; below it a build crawls."""
+
 MAX_BLOCK_SIZE = 1024
 """Default cap on rows per block: enough for GEMM speed (larger blocks measured no
 faster on a 2-core CPU) while keeping the rows that share a draw few."""
@@ -112,19 +115,23 @@ def proximity_graph(
     ----------
     embeddings : Tensor of shape (N, d), floating point
         One row per instance; similarity is the inner product (normalise the rows
-        first for cosine similarity). Computation runs on ``embeddings.device``.
+        first for cosine similarity). Computation runs on ``embeddings.device``, in
+        float32 for half-precision input (so inner products cannot overflow there)
+        and in float64 for float64 input. Gradients are not tracked.
     num_candidates : int
         ``M``, candidates drawn uniformly per node, ``K <= M``. Values above
         ``N - 1`` are clipped to ``N - 1``, which gives the exact kNN graph.
     num_neighbors : int
         ``K``, out-neighbours kept per node, ``1 <= K <= N - 1``.
     generator : torch.Generator, optional
-        CPU generator for the candidate draws; a fresh unseeded one if omitted.
+        CPU generator for the candidate draws and tie-breaks; a fresh unseeded one
+        if omitted.
     block_size : int, optional
         Rows sharing one candidate draw. Defaults to ``default_block_size``:
         1024, or fewer when a block would not fit ``memory_budget``.
     memory_budget : int
-        Bytes of scratch memory (scores and top-K) a block may use. An
+        Bytes of scratch memory (scores and top-K) a block may use, at least
+        ``MIN_BLOCK_ROWS`` rows' worth (``12 * (M + 1)`` bytes a row). An
         ``N x M x d`` tensor is never formed.
 
     Returns
@@ -132,10 +139,12 @@ def proximity_graph(
     DGLGraph
         On the CPU, ``N`` nodes and ``N * K`` edges ``i -> j``: each node has exactly
         ``K`` distinct out-neighbours, never itself, in decreasing similarity (edge
-        ids ``i*K .. i*K + K - 1``). ``edata["sim"]`` (float32, shape ``(N*K,)``)
-        holds the inner products. The id type is int32 when ``N * K < 2**31``.
+        ids ``i*K .. i*K + K - 1``); equal similarities at the K-th place are broken
+        at random per node, so identical embeddings give a random regular graph, not
+        a hub. ``edata["sim"]`` (float32, shape ``(N*K,)``) holds the inner products.
+        The id type is int32 when ``N * K < 2**31``.
     """
-    embeddings = check_embeddings(embeddings)
+    embeddings = similarity_dtype(check_embeddings(embeddings))
     num_nodes = embeddings.shape[0]
     if num_nodes < 2:
         raise ValueError(f"a proximity graph needs at least 2 instances, got N={num_nodes}")
@@ -147,7 +156,7 @@ def proximity_graph(
             f"(M={num_candidates}): K neighbours are chosen among M candidates"
         )
     num_candidates = min(num_candidates, num_nodes - 1)
-    memory_budget = check_int("memory_budget", memory_budget, low=1)
+    memory_budget = check_memory_budget(memory_budget, 12 * (num_candidates + 1), "a proximity-graph row")
     if block_size is None:
         block_size = default_block_size(num_candidates, memory_budget)
     block_size = check_int("block_size", block_size, low=1)
@@ -155,7 +164,8 @@ def proximity_graph(
         generator = torch.Generator()
         generator.seed()
 
-    neighbors = torch.empty(num_nodes, num_neighbors, dtype=torch.int64)
+    idtype = graph_idtype(num_nodes, num_neighbors)
+    neighbors = torch.empty(num_nodes, num_neighbors, dtype=idtype)
     similarities = torch.empty(num_nodes, num_neighbors, dtype=torch.float32)
     device = embeddings.device
     for block in candidate_blocks(num_nodes, num_candidates, block_size, generator):
@@ -163,10 +173,75 @@ def proximity_graph(
         candidates = block.candidates.to(device)
         scores = embeddings[rows] @ embeddings[candidates].T
         scores[torch.arange(rows.numel(), device=device), block.dropped.to(device)] = -torch.inf
-        top_scores, top_columns = torch.topk(scores, num_neighbors, dim=1)
-        neighbors[block.rows] = candidates[top_columns].cpu()
+        top_scores, top_columns = top_k_random_ties(scores, num_neighbors, generator)
+        neighbors[block.rows] = candidates[top_columns].cpu().to(idtype)
         similarities[block.rows] = top_scores.float().cpu()
     return graph_from_neighbors(neighbors, similarities)
+
+
+def similarity_dtype(embeddings: torch.Tensor) -> torch.Tensor:
+    """``embeddings`` detached, in the precision similarities are computed in:
+    float32 for half precision (float16 inner products overflow at 65504), else as is."""
+    embeddings = embeddings.detach()
+    if embeddings.dtype in (torch.float16, torch.bfloat16):
+        embeddings = embeddings.float()
+    return embeddings
+
+
+def check_memory_budget(memory_budget: object, row_bytes: int, what: str, min_rows: int = MIN_BLOCK_ROWS) -> int:
+    """Return ``memory_budget`` (bytes) if it fits ``min_rows`` rows of ``row_bytes``."""
+    memory_budget = check_int("memory_budget", memory_budget, low=1)
+    smallest = min_rows * row_bytes
+    if memory_budget < smallest:
+        raise ValueError(
+            f"memory_budget={memory_budget} bytes is below {min_rows} row(s) of {what} "
+            f"({row_bytes} bytes each), which would make the search crawl a row at a "
+            f"time; pass memory_budget >= {smallest} (default {DEFAULT_MEMORY_BUDGET})"
+        )
+    return memory_budget
+
+
+def top_k_random_ties(
+    scores: torch.Tensor, k: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the ``k`` largest scores and their columns, in decreasing order; scores
+    tied with the k-th are chosen uniformly at random (``torch.topk`` picks ties by
+    position, which makes every row of a tied block choose the same columns).
+
+    Parameters
+    ----------
+    scores : Tensor of shape (R, C), any device; must not contain NaN
+    k : int, ``1 <= k <= C``
+    generator : torch.Generator
+        CPU generator for the tie-breaks.
+
+    Returns
+    -------
+    (values, columns) : Tensor of shape (R, k), LongTensor of shape (R, k)
+    """
+    values, columns = torch.topk(scores, k, dim=1)
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(
+            "similarities overflowed (inf or NaN inner products): the embeddings are too "
+            "large for their dtype; normalise them (normalize=True) or scale them down"
+        )
+    kth = values[:, -1:]
+    tied = torch.nonzero((scores == kth).sum(1) > (values == kth).sum(1)).flatten()
+    if tied.numel():
+        # Above the k-th: certain; tied with it: a random key; below: never.
+        block, block_kth = scores[tied], kth[tied]
+        key = torch.rand(block.shape, generator=generator).to(scores.device)
+        key = torch.where(block > block_kth, 2.0, torch.where(block == block_kth, key, -1.0))
+        chosen = torch.topk(key, k, dim=1).indices
+        chosen_values = block.gather(1, chosen)
+        order = torch.sort(chosen_values, dim=1, descending=True, stable=True).indices
+        values[tied], columns[tied] = chosen_values.gather(1, order), chosen.gather(1, order)
+    return values, columns
+
+
+def graph_idtype(num_nodes: int, num_neighbors: int) -> torch.dtype:
+    """int32 when ``N * K`` edge ids fit in it, else int64."""
+    return torch.int32 if num_nodes * num_neighbors < 2**31 else torch.int64
 
 
 def graph_from_neighbors(neighbors: torch.Tensor, similarities: torch.Tensor) -> dgl.DGLGraph:
@@ -174,13 +249,14 @@ def graph_from_neighbors(neighbors: torch.Tensor, similarities: torch.Tensor) ->
 
     Parameters
     ----------
-    neighbors : LongTensor of shape (N, K)
-        Out-neighbours of each node, ids in ``[0, N)``.
+    neighbors : IntTensor or LongTensor of shape (N, K)
+        Out-neighbours of each node, ids in ``[0, N)``. Used without a copy when
+        it already has the graph's id type (:func:`graph_idtype`).
     similarities : Tensor of shape (N, K)
         Stored as ``edata["sim"]`` (float32), edge ``i*K + k`` for ``neighbors[i, k]``.
     """
     num_nodes, num_neighbors = neighbors.shape
-    idtype = torch.int32 if num_nodes * num_neighbors < 2**31 else torch.int64
+    idtype = graph_idtype(num_nodes, num_neighbors)
     indptr = torch.arange(0, num_nodes * num_neighbors + 1, num_neighbors, dtype=idtype)
     indices = neighbors.reshape(-1).to(idtype)
     graph = dgl.graph(

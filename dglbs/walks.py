@@ -15,15 +15,27 @@ A batch is the first ``B`` distinct nodes a walk from a seed node visits:
 - ``"dfs"``: randomised depth-first search: move to a random unvisited neighbour,
   backtrack when there is none.
 
-Top-up: when a walk stops finding new nodes (its seed's reachable set is smaller
-than ``B``, or it hit a node without out-edges), it continues from a *fresh seed*,
-a node drawn uniformly among those not yet in the batch. Random walks count as
-stopped when a round of traces found nothing new and the batch is closed (no
-out-neighbour of its nodes lies outside it), or after ``STALL_ROUNDS`` barren
-rounds in a row (restart-heavy walks may not reach every reachable node soon);
-BFS and DFS when their queue or stack runs empty. Every batch therefore has ``B`` distinct
-nodes, and sampling ends after a bounded number of rounds (at most
-``(STALL_ROUNDS + 1) * B`` for random walks).
+Walks run in rounds, all batches of a call at once. **Top-up**: when a random walk
+has run out of new nodes it can reach (a small closed component, a dead end, a hub
+everybody points to) — no out-neighbour of the batch lies outside it, or
+``STALL_ROUNDS`` rounds in a row, each sized by the yield of the last,
+collected less than ``1 / STALL_YIELD`` of the nodes still missing — or BFS/DFS
+exhaust their queue or stack, the batch continues from *fresh seeds*: nodes drawn uniformly among those no batch may
+still take, as many as the batch's yield per seed so far says are needed to fill
+it. The walk then goes on from those seeds (restarts return to one of them). After
+``MAX_ROUNDS`` rounds any batch still short is filled with uniformly drawn nodes.
+So every batch has ``B`` distinct nodes and the work per batch is bounded by a small
+multiple of that of a well-connected graph, whatever the graph (no ``B**2`` cliff).
+
+**Exclusive batches** (``taken``, used by covering epochs): nodes marked taken are
+never collected (random walks still pass through them; BFS and DFS treat them as
+removed from the graph), the batches of one call are disjoint (a node two batches
+reach in the same round goes to the lower-numbered one), and every collected node is
+marked taken.
+
+Randomness comes from one ``torch.Generator``; DGL's walks are seeded from it and run
+on a dedicated thread (:mod:`dglbs._dgl_random`), so the batches depend on the
+generator alone: not on the thread count, the process, or ``dgl.seed`` calls.
 """
 from __future__ import annotations
 
@@ -33,6 +45,7 @@ import dgl
 import torch
 
 from ._checks import check_int, check_probability
+from ._dgl_random import random_walk_traces, start
 
 STRATEGIES = ("rwr", "rw", "bfs", "dfs")
 
@@ -40,40 +53,28 @@ _TRACE_TAIL = 0.01
 """A restart-free trace is cut where its probability falls below this."""
 
 _TRACE_SURPLUS = 1.5
-"""Traces drawn per round, relative to the expected number for ``B`` nodes."""
+"""Moves drawn per round, relative to the expected number for the missing nodes.
+Later rounds draw between half and twice the traces of the first."""
 
-STALL_ROUNDS = 8
-"""Rounds without a new node after which a random walk tops up from a fresh seed.
-A round draws enough traces for the whole batch, so eight barren rounds in a row
-leave a reachable node unvisited with negligible probability."""
+STALL_YIELD = 8
+"""A random-walk round that collects fewer than ``missing / STALL_YIELD`` nodes
+(none, when fewer than 8 are missing) is poor."""
+
+STALL_ROUNDS = 4
+"""Poor rounds in a row (each sized by the yield of the last) after which a
+batch continues from fresh seeds; at once when no new node is one move away, and
+after one poor round for exclusive batches (``taken``)."""
+
+MAX_ROUNDS = 16
+"""Rounds of a random walk after which batches still short are filled uniformly."""
+
+_RANDOM_SCORE_CELLS = 2**24
+"""Rows x N random scores fresh-node draws may allocate at once."""
 
 _DFS_BITMAP_CELLS = 2**26
 """Visited-bitmap cells (rows x N bools) the DFS may allocate at once."""
 
-
-def _random_walk_traces(
-    graph: dgl.DGLGraph, nodes: torch.Tensor, length: int, restart: torch.Tensor, seed: int
-) -> torch.Tensor:
-    """``dgl.sampling.random_walk`` traces, a function of ``seed`` alone.
-
-    DGL gives every OpenMP thread its own generator, seeded with ``seed`` plus an id
-    the thread gets the first time it draws, in whatever order threads race there.
-    With more than one thread, the same seed then gives different traces from one
-    process to the next (observed under load), which would break exact resume and
-    let ranks of one job draw different global batches; one thread draws the same
-    traces every time. The calling thread's id still counts: a program that drew
-    from DGL's generators on several threads before (``dgl.seed`` at the default
-    thread count does) gets other traces than one that did not, the same on every
-    run of that program.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        dgl.seed(seed)
-        walk, _ = dgl.sampling.random_walk(graph, nodes, length=length, restart_prob=restart)
-    finally:
-        torch.set_num_threads(threads)
-    return walk
+start()
 
 
 class GraphWalker:
@@ -84,13 +85,6 @@ class GraphWalker:
     graph : DGLGraph
         Homogeneous graph on the CPU; walks follow out-edges. Nodes without
         out-edges are allowed (walks top up from fresh seeds).
-
-    Notes
-    -----
-    DGL's random walk draws from DGL's generators; :meth:`batches` seeds them
-    (``dgl.seed``) from the ``generator`` it is given and runs the walk on one
-    thread, so results depend only on that generator: not on the thread count, nor
-    on the process (see ``_random_walk_traces``).
     """
 
     def __init__(self, graph: dgl.DGLGraph) -> None:
@@ -105,6 +99,9 @@ class GraphWalker:
             )
         self.graph = graph
         self.num_nodes = graph.num_nodes()
+        indptr, indices, _ = graph.adj_tensors("csr")
+        check_csr(indptr, indices, self.num_nodes, "graph")
+        self._indptr, self._indices = indptr, indices
         self._neighbor_table: torch.Tensor | None = None
 
     def __repr__(self) -> str:
@@ -115,16 +112,21 @@ class GraphWalker:
 
     @property
     def neighbor_table(self) -> torch.Tensor:
-        """Out-neighbours as a LongTensor of shape (N, max out-degree), -1 padded."""
+        """Out-neighbours as a tensor of shape (N, max out-degree), -1 padded, in the
+        graph's id type. Built on first use (BFS, DFS); for a graph where every node
+        has the same out-degree (proximity and kNN graphs) it is a view of the CSR."""
         if self._neighbor_table is None:
-            indptr, indices, _ = self.graph.adj_tensors("csr")
-            degree = (indptr[1:] - indptr[:-1]).long()
+            indptr, indices = self._indptr, self._indices
+            degree = indptr[1:] - indptr[:-1]
             width = int(degree.max()) if self.num_nodes else 0
-            table = torch.full((self.num_nodes, width), -1, dtype=torch.int64)
-            row = torch.repeat_interleave(torch.arange(self.num_nodes), degree)
-            column = torch.arange(indices.numel()) - indptr[:-1].long()[row]
-            table[row, column] = indices.long()
-            self._neighbor_table = table
+            if self.num_nodes and int(degree.min()) == width:
+                self._neighbor_table = indices.view(self.num_nodes, width)
+            else:
+                table = torch.full((self.num_nodes, width), -1, dtype=indices.dtype)
+                row = torch.repeat_interleave(torch.arange(self.num_nodes), degree.long())
+                column = torch.arange(indices.numel()) - indptr[:-1].long()[row]
+                table[row, column] = indices
+                self._neighbor_table = table
         return self._neighbor_table
 
     def batches(
@@ -135,6 +137,7 @@ class GraphWalker:
         strategy: str = "rwr",
         restart_prob: float = 0.2,
         generator: torch.Generator | None = None,
+        taken: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One batch per seed.
 
@@ -149,19 +152,23 @@ class GraphWalker:
             ``alpha`` in ``[0, 1]``, used by ``"rwr"`` only.
         generator : torch.Generator, optional
             CPU generator all randomness is drawn from.
+        taken : BoolTensor of shape (N,), optional
+            Nodes no batch may collect. When given, the batches are also disjoint
+            (seeds must be distinct and not taken, and at least ``S * B`` nodes must
+            be free), and ``taken`` is updated in place with every node collected.
 
         Returns
         -------
         LongTensor of shape (S, B)
             Row ``s`` starts with ``seeds[s]``, followed by the nodes in the order the
-            walk first visited them; entries of a row are distinct.
+            walk first collected them; entries of a row are distinct.
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         batch_size = check_int("batch_size", batch_size, low=1, high=self.num_nodes)
         restart_prob = check_probability("restart_prob", restart_prob)
         seeds = torch.as_tensor(seeds)
-        if seeds.dim() != 1 or seeds.is_floating_point():
+        if seeds.dim() != 1 or seeds.is_floating_point() or seeds.dtype == torch.bool:
             raise ValueError(f"seeds must be a 1-D integer tensor, got {seeds}")
         seeds = seeds.long()
         if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.num_nodes):
@@ -169,166 +176,371 @@ class GraphWalker:
                 f"seeds must be node ids in [0, {self.num_nodes}), got min "
                 f"{int(seeds.min())} and max {int(seeds.max())}"
             )
+        if taken is not None:
+            self._check_taken(taken, seeds, batch_size)
         if generator is None:
             generator = torch.Generator()
             generator.seed()
-        batch = torch.full((seeds.numel(), batch_size), -1, dtype=torch.int64)
-        batch[:, 0] = seeds
-        if strategy == "dfs":
-            return self._dfs(batch, generator)
-        if strategy == "bfs":
-            return self._bfs(batch, generator)
-        return self._walk(batch, strategy == "rw", restart_prob, generator)
+        batches = _Batches(seeds, batch_size, self.num_nodes, taken, generator)
+        if seeds.numel():
+            if strategy == "dfs":
+                self._dfs(batches)
+            elif strategy == "bfs":
+                self._bfs(batches)
+            else:
+                self._walk(batches, strategy == "rw", restart_prob)
+        return batches.ids
 
-    def _walk(
-        self, batch: torch.Tensor, continue_walk: bool, alpha: float, generator: torch.Generator
-    ) -> torch.Tensor:
-        """``rw`` (``continue_walk``: each round resumes where the last trace ended)
-        and ``rwr`` (each round restarts from the row's seed)."""
-        batch_size = batch.shape[1]
+    def _check_taken(self, taken: torch.Tensor, seeds: torch.Tensor, batch_size: int) -> None:
+        if not isinstance(taken, torch.Tensor) or taken.dtype != torch.bool or taken.shape != (self.num_nodes,):
+            raise ValueError(
+                f"taken must be a BoolTensor of shape ({self.num_nodes},), got "
+                f"{getattr(taken, 'dtype', type(taken).__name__)} of shape {tuple(getattr(taken, 'shape', ()))}"
+            )
+        if seeds.unique().numel() != seeds.numel() or bool(taken[seeds].any()):
+            raise ValueError("with taken=, seeds must be distinct and not taken")
+        free = self.num_nodes - int(taken.sum())
+        if free < seeds.numel() * batch_size:
+            raise ValueError(
+                f"only {free} nodes are not taken, fewer than {seeds.numel()} disjoint "
+                f"batches of {batch_size} need"
+            )
+
+    def _walk(self, batches: _Batches, continue_walk: bool, alpha: float) -> None:
+        """``rw`` (``continue_walk``: each walker resumes where its last trace ended)
+        and ``rwr`` (traces restart from the batch's seeds)."""
+        size = batches.size
         if continue_walk:
             alpha = 0.0
-        length, traces = _trace_plan(batch_size, alpha, 1 if continue_walk else None)
-        restart = torch.full((length,), alpha)
-        restart[0] = 0.0
-        starts = batch[:, 0].clone()
-        count = torch.ones(batch.shape[0], dtype=torch.int64)
-        stalls = torch.zeros_like(count)
-        while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
-            nodes = starts[open_rows].repeat_interleave(traces)
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            walk = _random_walk_traces(self.graph, nodes.to(self.graph.idtype), length, restart, seed)
-            # Column 0 of every trace is its start, already in the batch.
-            walk = walk[:, 1:].long().reshape(open_rows.numel(), traces * length)
-            merged, merged_count = first_distinct(torch.cat([batch[open_rows], walk], 1), batch_size)
-            gained = merged_count - count[open_rows]
-            stalls[open_rows] = torch.where(gained == 0, stalls[open_rows] + 1, 0)
-            batch[open_rows], count[open_rows] = merged, merged_count
+        length = _trace_length(size, alpha)
+        expected_moves = sum((1.0 - alpha) ** i for i in range(length))
+        # Late rounds look for the last few nodes, which revisits make hard to find:
+        # never draw fewer than half the first round's traces before calling a stall.
+        first_traces = math.ceil(_TRACE_SURPLUS * size / expected_moves)
+        min_traces, max_traces = math.ceil(first_traces / 2), 2 * first_traces
+        walkers = batches.ids[:, :1].clone()
+        yield_per_trace = torch.full((batches.ids.shape[0],), expected_moves, dtype=torch.float64)
+        poor_rounds = torch.zeros_like(batches.count)
+        for _ in range(MAX_ROUNDS):
+            rows = batches.open_rows()
+            if not rows.numel():
+                return
+            missing = size - batches.count[rows]
+            group = walkers[rows]
+            group_size = (group >= 0).sum(1)
             if continue_walk:
-                moved = (walk >= 0).sum(1, keepdim=True)
-                last = walk.gather(1, (moved - 1).clamp_min(0)).squeeze(1)
-                starts[open_rows] = torch.where(moved.squeeze(1) > 0, last, starts[open_rows])
-            elif bool((missing := batch_size - merged_count[merged_count < batch_size]).numel()):
-                # Revisits near the seed (high alpha) lower the yield of a trace:
-                # size the next round by the yield this one had.
-                per_trace = max(float(gained.sum()) / (open_rows.numel() * traces), 1.0 / batch_size)
-                traces = min(4 * batch_size, math.ceil(_TRACE_SURPLUS * float(missing.float().mean()) / per_trace))
-            barren = open_rows[gained == 0]
-            stalled = barren[(stalls[barren] >= STALL_ROUNDS) | self._closed(batch[barren])]
-            stalls[stalled] = 0
-            self._restart_stalled(batch, count, stalled, starts, generator)
-        return batch
+                # One trace per walker, long enough for its share of the missing nodes.
+                traces = group_size
+                length = int(torch.ceil(_TRACE_SURPLUS * missing / group_size).max().clamp(1, size))
+            else:
+                wanted = torch.ceil(_TRACE_SURPLUS * missing / yield_per_trace[rows]).long()
+                traces = torch.maximum(wanted.clamp(min_traces, max_traces), group_size)
+            restart = torch.full((length,), alpha)
+            restart[0] = 0.0
+            owner = torch.repeat_interleave(torch.arange(rows.numel()), traces)
+            slot = torch.arange(owner.numel()) - (torch.cumsum(traces, 0) - traces)[owner]
+            starts = group[owner, slot % group_size[owner]]
+            seed = int(torch.randint(2**31 - 1, (1,), generator=batches.generator))
+            walk = random_walk_traces(self.graph, starts.to(self.graph.idtype), length, restart, seed)
+            walk = walk[:, 1:].long()  # column 0 is the start, already in the batch
+            moves = torch.full((rows.numel(), int(traces.max()), length), -1, dtype=torch.int64)
+            moves[owner, slot] = walk
+            gained = batches.collect(rows, moves.view(rows.numel(), -1))
+            if continue_walk:
+                moved = (walk >= 0).sum(1)
+                last = walk.gather(1, (moved - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+                group[owner, slot] = torch.where(moved > 0, last, starts)
+                walkers[rows] = group
+            yield_per_trace[rows] = (gained / traces).clamp_min(1.0 / size).double()
+            poor = (gained * STALL_YIELD < missing) & (batches.count[rows] < size)
+            poor_rounds[rows] = torch.where(poor, poor_rounds[rows] + 1, 0)
+            # Out of reach: no new node is one move away (closed), or rounds of growing
+            # size kept finding (almost) nothing.
+            candidates = rows[poor]
+            if batches.taken is not None:
+                # Exclusive batches find free nodes ever more rarely as an epoch fills
+                # up: waiting only costs, so one poor round is a stall.
+                stalled = candidates
+            else:
+                # With one move per trace only the walkers' neighbours are in reach, so
+                # the batch is stuck exactly when they are all in it.
+                sources = walkers[candidates] if length == 1 else batches.ids[candidates]
+                stuck = self._closed(sources, batches.ids[candidates])
+                if length > 1:
+                    stuck |= poor_rounds[candidates] >= STALL_ROUNDS
+                stalled = candidates[stuck]
+            if stalled.numel():
+                fresh = batches.add_fresh_seeds(stalled)
+                if fresh.shape[1] > walkers.shape[1]:
+                    walkers = torch.cat([walkers, walkers.new_full((len(walkers), fresh.shape[1] - walkers.shape[1]), -1)], 1)
+                walkers[stalled] = -1
+                walkers[stalled, : fresh.shape[1]] = fresh
+                yield_per_trace[stalled] = expected_moves
+                poor_rounds[stalled] = 0
+        batches.fill(batches.open_rows())
 
-    def _bfs(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        table = self.neighbor_table
-        batch_size = batch.shape[1]
-        # Expanding several queued nodes per round keeps BFS order (their neighbours are
-        # appended in queue order) and needs fewer rounds when out-degrees are small.
-        width = max(1, math.ceil(batch_size / max(1, table.shape[1])))
-        count = torch.ones(batch.shape[0], dtype=torch.int64)
-        head = torch.zeros_like(count)
-        while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
-            position = head[open_rows].unsqueeze(1) + torch.arange(width)
-            queued = position < count[open_rows].unsqueeze(1)
-            expand = batch[open_rows].gather(1, position.clamp_max(batch_size - 1))
-            frontier = table[expand.clamp_min(0)]
-            frontier[~queued] = -1
-            candidates = frontier.view(open_rows.numel(), -1)
-            merged, merged_count = first_distinct(torch.cat([batch[open_rows], candidates], 1), batch_size)
-            batch[open_rows], count[open_rows] = merged, merged_count
-            head[open_rows] += queued.sum(1)
-            exhausted = open_rows[(head[open_rows] == count[open_rows]) & (count[open_rows] < batch_size)]
-            self._restart_stalled(batch, count, exhausted, None, generator)
-        return batch
-
-    def _dfs(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        rows_at_once = max(1, _DFS_BITMAP_CELLS // max(1, self.num_nodes))
-        for start in range(0, batch.shape[0], rows_at_once):
-            self._dfs_rows(batch[start : start + rows_at_once], generator)
-        return batch
-
-    def _dfs_rows(self, batch: torch.Tensor, generator: torch.Generator) -> None:
-        """Fill ``batch`` (S, B), whose column 0 holds the seeds, in place."""
-        table = self.neighbor_table
-        num_rows, batch_size = batch.shape
-        visited = torch.zeros(num_rows, self.num_nodes, dtype=torch.bool)
-        stack = torch.full_like(batch, -1)
-        stack[:, 0] = batch[:, 0]
-        rows = torch.arange(num_rows)
-        visited[rows, batch[:, 0]] = True
-        depth = torch.ones(num_rows, dtype=torch.int64)
-        count = torch.ones(num_rows, dtype=torch.int64)
-        while bool((open_rows := torch.nonzero(count < batch_size).flatten()).numel()):
-            current = stack[open_rows, depth[open_rows] - 1]
-            neighbors = table[current]
-            unvisited = (neighbors >= 0) & ~visited[open_rows.unsqueeze(1), neighbors.clamp_min(0)]
-            score = torch.rand(neighbors.shape, generator=generator).masked_fill_(~unvisited, -1.0)
-            choice = score.argmax(1)
-            moves = unvisited.any(1)
-            step_rows, step_nodes = open_rows[moves], neighbors[moves, choice[moves]]
-            visited[step_rows, step_nodes] = True
-            batch[step_rows, count[step_rows]] = step_nodes
-            stack[step_rows, depth[step_rows]] = step_nodes
-            count[step_rows] += 1
-            depth[step_rows] += 1
-            depth[open_rows[~moves]] -= 1
-            # Backtracked past the seed: the component is exhausted, start afresh.
-            exhausted = open_rows[(depth[open_rows] == 0) & (count[open_rows] < batch_size)]
-            if exhausted.numel():
-                fresh = unused_nodes(batch[exhausted], self.num_nodes, generator)
-                batch[exhausted, count[exhausted]] = fresh
-                visited[exhausted, fresh] = True
-                stack[exhausted, 0] = fresh
-                count[exhausted] += 1
-                depth[exhausted] = 1
-
-    def _closed(self, rows: torch.Tensor) -> torch.Tensor:
-        """Per row of ``rows`` (S, B), -1 padded: whether every out-neighbour of its
-        nodes is in the row, i.e. no walk from the row can find a new node."""
+    def _closed(self, sources: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Per row: whether every out-neighbour of the row's ``sources`` (S, W) is in
+        the row ``rows`` (S, B) (both -1 padded), i.e. no move from them finds a new node."""
         if not rows.numel():
             return torch.zeros(0, dtype=torch.bool)
         members = torch.sort(torch.where(rows >= 0, rows, self.num_nodes), dim=1).values
-        neighbors = self.neighbor_table[rows.clamp_min(0)]
-        neighbors[rows < 0] = -1
+        neighbors = self.neighbor_table[sources.clamp_min(0)].long()
+        neighbors[sources < 0] = -1
         neighbors = neighbors.view(rows.shape[0], -1)
         found = torch.searchsorted(members, neighbors.clamp_min(0)).clamp_max(rows.shape[1] - 1)
         inside = (members.gather(1, found) == neighbors) | (neighbors < 0)
         return inside.all(dim=1)
 
-    def _restart_stalled(
+    def _bfs(self, batches: _Batches) -> None:
+        table = self.neighbor_table
+        size = batches.size
+        # Expanding several queued nodes per round keeps BFS order (their neighbours are
+        # appended in queue order) and needs fewer rounds when out-degrees are small.
+        width = max(1, math.ceil(size / max(1, table.shape[1])))
+        head = torch.zeros_like(batches.count)
+        while bool((rows := batches.open_rows()).numel()):
+            position = head[rows].unsqueeze(1) + torch.arange(width)
+            queued = position < batches.count[rows].unsqueeze(1)
+            expand = batches.ids[rows].gather(1, position.clamp_max(size - 1))
+            frontier = table[expand.clamp_min(0)].long()
+            frontier[~queued] = -1
+            batches.collect(rows, frontier.view(rows.numel(), -1))
+            head[rows] += queued.sum(1)
+            exhausted = rows[(head[rows] == batches.count[rows]) & (batches.count[rows] < size)]
+            if exhausted.numel():
+                batches.add_fresh_seeds(exhausted)
+
+    def _dfs(self, batches: _Batches) -> None:
+        rows_at_once = max(1, _DFS_BITMAP_CELLS // max(1, self.num_nodes))
+        for start_row in range(0, batches.ids.shape[0], rows_at_once):
+            self._dfs_rows(batches, torch.arange(start_row, min(start_row + rows_at_once, batches.ids.shape[0])))
+
+    def _dfs_rows(self, batches: _Batches, rows: torch.Tensor) -> None:
+        """Fill ``rows`` of ``batches`` (their column 0 holds the seeds)."""
+        table = self.neighbor_table
+        size = batches.size
+        visited = torch.zeros(rows.numel(), self.num_nodes, dtype=torch.bool)
+        local = torch.arange(rows.numel())
+        visited[local, batches.ids[rows, 0]] = True
+        stack = torch.full((rows.numel(), size), -1, dtype=torch.int64)
+        stack[:, 0] = batches.ids[rows, 0]
+        depth = torch.ones(rows.numel(), dtype=torch.int64)
+        while bool((active := torch.nonzero(batches.count[rows] < size).flatten()).numel()):
+            current = stack[active, depth[active] - 1]
+            neighbors = table[current].long()
+            free = (neighbors >= 0) & ~visited[active.unsqueeze(1), neighbors.clamp_min(0)]
+            if batches.taken is not None:
+                free &= ~batches.taken[neighbors.clamp_min(0)]
+            score = torch.rand(neighbors.shape, generator=batches.generator).masked_fill_(~free, -1.0)
+            choice = score.argmax(1)
+            moves = free.any(1)
+            movers, targets = active[moves], neighbors[moves, choice[moves]]
+            visited[movers, targets] = True
+            if batches.taken is not None:
+                # Two batches stepping onto the same node: the lower-numbered one gets it.
+                first = _first_occurrences(targets)
+                movers, targets = movers[first], targets[first]
+                batches.taken[targets] = True
+            batch_rows = rows[movers]
+            batches.ids[batch_rows, batches.count[batch_rows]] = targets
+            batches.count[batch_rows] += 1
+            stack[movers, depth[movers]] = targets
+            depth[movers] += 1
+            depth[active[~moves]] -= 1
+            # Backtracked past the last seed: the component is exhausted, start afresh.
+            exhausted = active[(depth[active] == 0) & (batches.count[rows[active]] < size)]
+            if exhausted.numel():
+                fresh = batches.add_fresh_seeds(rows[exhausted])
+                got = (fresh >= 0).sum(1)
+                visited[exhausted.unsqueeze(1).expand_as(fresh)[fresh >= 0], fresh[fresh >= 0]] = True
+                # Explore the fresh seeds one after another (last pushed first).
+                stack[exhausted, : fresh.shape[1]] = fresh
+                depth[exhausted] = got
+
+
+class _Batches:
+    """Batches being filled, ``(S, B)`` ids, -1 padded, and what every strategy shares:
+    collecting walk output, exclusive claims, fresh seeds."""
+
+    def __init__(
         self,
-        batch: torch.Tensor,
-        count: torch.Tensor,
-        rows: torch.Tensor,
-        starts: torch.Tensor | None,
+        seeds: torch.Tensor,
+        batch_size: int,
+        num_nodes: int,
+        taken: torch.Tensor | None,
         generator: torch.Generator,
     ) -> None:
-        """Append a fresh seed to each of ``rows`` and walk on from it."""
-        rows = rows[count[rows] < batch.shape[1]]
-        if not rows.numel():
-            return
-        fresh = unused_nodes(batch[rows], self.num_nodes, generator)
-        batch[rows, count[rows]] = fresh
-        count[rows] += 1
-        if starts is not None:
-            starts[rows] = fresh
+        self.ids = torch.full((seeds.numel(), batch_size), -1, dtype=torch.int64)
+        self.ids[:, 0] = seeds
+        self.count = torch.ones(seeds.numel(), dtype=torch.int64)
+        # The latest seeds a row walks from: how many, and the row's size before them.
+        self.group_seeds = torch.ones_like(self.count)
+        self.group_start = torch.zeros_like(self.count)
+        self.size = batch_size
+        self.num_nodes = num_nodes
+        self.taken = taken
+        self.generator = generator
+        if taken is not None:
+            taken[seeds] = True
+
+    def open_rows(self) -> torch.Tensor:
+        """Ascending ids of the rows with fewer than ``B`` nodes."""
+        return torch.nonzero(self.count < self.size).flatten()
+
+    def collect(self, rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Append to each of ``rows`` (ascending) its candidates (``(len(rows), W)``,
+        -1 padded, in visit order) that are new to it, up to ``B``; returns the number
+        of nodes each row gained."""
+        if self.taken is not None:
+            candidates = candidates.masked_fill(self.taken[candidates.clamp_min(0)], -1)
+        before = self.count[rows]
+        merged, found = first_distinct(torch.cat([self.ids[rows], candidates], 1), self.size)
+        if self.taken is not None:
+            merged, found = self._claim(merged, before, found)
+        self.ids[rows], self.count[rows] = merged, found
+        return found - before
+
+    def _claim(
+        self, merged: torch.Tensor, before: torch.Tensor, found: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Give each node new to several rows to the first of them; mark winners taken."""
+        column = torch.arange(self.size)
+        new = (column >= before.unsqueeze(1)) & (column < found.unsqueeze(1))
+        row, col = torch.nonzero(new, as_tuple=True)  # row-major: lower rows first
+        nodes = merged[row, col]
+        won = _first_occurrences(nodes)
+        self.taken[nodes[won]] = True
+        if bool(won.all()):
+            return merged, found
+        merged[row[~won], col[~won]] = -1
+        # Close the gaps, keeping visit order.
+        order = torch.sort((merged < 0).to(torch.int8), dim=1, stable=True).indices
+        merged = merged.gather(1, order)
+        return merged, (merged >= 0).sum(1)
+
+    def add_fresh_seeds(self, rows: torch.Tensor) -> torch.Tensor:
+        """Append fresh seeds to ``rows`` (ascending): as many as the yield per seed of
+        the row's latest seeds says will fill it. Returns them, ``(len(rows), k)``, -1 padded."""
+        count = self.count[rows]
+        missing = self.size - count
+        per_seed = ((count - self.group_start[rows]).double() / self.group_seeds[rows]).clamp_min(1.0)
+        wanted = torch.minimum(torch.ceil(missing / per_seed).long(), missing).clamp_min(1)
+        fresh = self._append_fresh(rows, wanted)
+        self.group_start[rows], self.group_seeds[rows] = count, (fresh >= 0).sum(1)
+        return fresh
+
+    def fill(self, rows: torch.Tensor) -> None:
+        """Fill ``rows`` up to ``B`` with fresh nodes."""
+        if rows.numel():
+            self._append_fresh(rows, self.size - self.count[rows])
+
+    def _append_fresh(self, rows: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+        """Append ``wanted[r]`` distinct nodes, uniform among the nodes the row may
+        take, to each of ``rows``; returns them, ``(len(rows), max(wanted))``, -1 padded."""
+        width = int(wanted.max()) if rows.numel() else 0
+        if self.taken is not None:
+            # Batches are disjoint: split one uniform draw of the free nodes.
+            free = torch.nonzero(~self.taken).flatten()
+            drawn = free[torch.randperm(free.numel(), generator=self.generator)[: int(wanted.sum())]]
+            column = torch.arange(width)
+            valid = column < wanted.unsqueeze(1)
+            fresh = torch.full((rows.numel(), width), -1, dtype=torch.int64)
+            fresh[valid] = drawn
+            self.taken[drawn] = True
+        elif rows.numel() * self.num_nodes <= _RANDOM_SCORE_CELLS or self.num_nodes < 4 * self.size:
+            fresh = self._fresh_by_scores(rows, wanted, width)
+        else:
+            fresh = self._fresh_by_rejection(rows, wanted, width)
+        valid = fresh >= 0
+        column = self.count[rows].unsqueeze(1) + torch.arange(width)
+        self.ids[rows.unsqueeze(1).expand_as(fresh)[valid], column[valid]] = fresh[valid]
+        self.count[rows] += valid.sum(1)
+        return fresh
+
+    def _fresh_by_scores(self, rows: torch.Tensor, wanted: torch.Tensor, width: int) -> torch.Tensor:
+        # A random score per node, members of the row pushed past every other node.
+        score = torch.rand(rows.numel(), self.num_nodes + 1, generator=self.generator)
+        members = self.ids[rows]
+        score.scatter_(1, torch.where(members >= 0, members, self.num_nodes), 2.0)
+        fresh = torch.topk(score[:, : self.num_nodes], width, dim=1, largest=False).indices
+        return fresh.masked_fill(torch.arange(width) >= wanted.unsqueeze(1), -1)
+
+    def _fresh_by_rejection(self, rows: torch.Tensor, wanted: torch.Tensor, width: int) -> torch.Tensor:
+        # N >= 4B: at least 3/4 of the draws are free, so few passes are needed.
+        fresh = torch.full((rows.numel(), width), -1, dtype=torch.int64)
+        got = torch.zeros(rows.numel(), dtype=torch.int64)
+        todo = torch.arange(rows.numel())
+        column = torch.arange(width)
+        while todo.numel():
+            excluded = torch.cat([self.ids[rows[todo]], fresh[todo]], 1)
+            draws = torch.randint(self.num_nodes, (todo.numel(), 2 * width + 8), generator=self.generator)
+            merged, found = first_distinct(torch.cat([excluded, draws], 1), excluded.shape[1] + draws.shape[1])
+            known = (excluded >= 0).sum(1)
+            take = torch.minimum(found - known, wanted[todo] - got[todo])
+            values = merged.gather(1, (known.unsqueeze(1) + column).clamp_max(merged.shape[1] - 1))
+            valid = column < take.unsqueeze(1)
+            target = got[todo].unsqueeze(1) + column
+            fresh[todo.unsqueeze(1).expand_as(target)[valid], target[valid]] = values[valid]
+            got[todo] += take
+            todo = todo[got[todo] < wanted[todo]]
+        return fresh
 
 
-def _trace_plan(batch_size: int, alpha: float, traces: int | None) -> tuple[int, int]:
-    """Moves per trace and traces per round for collecting ``batch_size`` nodes."""
+def _first_occurrences(values: torch.Tensor) -> torch.Tensor:
+    """BoolTensor marking the first occurrence of each value in a 1-D tensor."""
+    order = torch.sort(values, stable=True).indices
+    ordered = values[order]
+    leading = torch.ones_like(ordered, dtype=torch.bool)
+    leading[1:] = ordered[1:] != ordered[:-1]
+    first = torch.zeros_like(leading)
+    first[order[leading]] = True
+    return first
+
+
+def check_csr(indptr: object, indices: object, num_nodes: int, name: str) -> None:
+    """Raise unless ``(indptr, indices)`` is a valid CSR adjacency over ``num_nodes`` nodes.
+
+    Parameters
+    ----------
+    indptr : IntTensor or LongTensor of shape (N + 1,)
+        Non-decreasing, ``indptr[0] = 0``, ``indptr[-1] = len(indices)``.
+    indices : IntTensor or LongTensor of shape (E,)
+        Neighbour ids in ``[0, N)``.
+    name : str
+        What the arrays belong to, for the message.
+    """
+    for field, value in (("indptr", indptr), ("indices", indices)):
+        if not isinstance(value, torch.Tensor) or value.dtype not in (torch.int32, torch.int64) or value.dim() != 1:
+            raise ValueError(
+                f"{name} {field} must be a 1-D int32 or int64 tensor, got "
+                f"{getattr(value, 'dtype', type(value).__name__)} of shape {tuple(getattr(value, 'shape', ()))}"
+            )
+    if indptr.numel() != num_nodes + 1:
+        raise ValueError(f"{name} indptr must have N + 1 = {num_nodes + 1} entries, got {indptr.numel()}")
+    if int(indptr[0]) != 0 or int(indptr[-1]) != indices.numel():
+        raise ValueError(
+            f"{name} indptr must start at 0 and end at len(indices) = {indices.numel()}, "
+            f"got {int(indptr[0])} and {int(indptr[-1])}"
+        )
+    if bool((indptr[1:] < indptr[:-1]).any()):
+        raise ValueError(f"{name} indptr must be non-decreasing")
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_nodes):
+        raise ValueError(
+            f"{name} node ids must be in [0, {num_nodes}), got min {int(indices.min())} "
+            f"and max {int(indices.max())}"
+        )
+
+
+def _trace_length(batch_size: int, alpha: float) -> int:
+    """Moves per trace: ``B`` without restarts, else until a restart-free trace is
+    rarer than ``_TRACE_TAIL`` (infinite for a subnormal alpha: compare before rounding)."""
     if alpha >= 1.0:
-        length = 1
-    elif alpha <= 0.0:
-        length = batch_size
-    else:
-        # Moves until a restart-free trace is rarer than _TRACE_TAIL: infinite for a
-        # subnormal alpha, so compare before rounding.
-        tail_moves = math.log(_TRACE_TAIL) / math.log1p(-alpha)
-        length = batch_size if tail_moves >= batch_size else max(1, math.ceil(tail_moves))
-    if traces is None:
-        expected_moves = sum((1.0 - alpha) ** i for i in range(length))
-        traces = math.ceil(_TRACE_SURPLUS * batch_size / expected_moves)
-    return length, traces
+        return 1
+    if alpha <= 0.0:
+        return batch_size
+    tail_moves = math.log(_TRACE_TAIL) / math.log1p(-alpha)
+    return batch_size if tail_moves >= batch_size else max(1, math.ceil(tail_moves))
 
 
 def first_distinct(rows: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -347,7 +559,7 @@ def first_distinct(rows: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.
     """
     num_rows, width = rows.shape
     # Index arithmetic on positions (rather than boolean masks, which are slow to
-    # apply in torch) keeps this cheap enough to run once per chunk of batches.
+    # apply in torch) keeps this cheap enough to run once per round.
     flat = rows.reshape(-1)
     positions = torch.nonzero(flat >= 0).squeeze(1)
     values = flat[positions]
@@ -368,26 +580,3 @@ def first_distinct(rows: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.
     firsts[row_of, rank] = values
     firsts = firsts[:, :count].contiguous()
     return firsts, found.clamp_max(count)
-
-
-def unused_nodes(rows: torch.Tensor, num_nodes: int, generator: torch.Generator) -> torch.Tensor:
-    """Per row, a node drawn uniformly from ``[0, num_nodes)`` minus the row's entries.
-
-    Parameters
-    ----------
-    rows : LongTensor of shape (S, W)
-        Distinct node ids per row, -1 padded; each row has fewer than ``num_nodes``.
-
-    Returns
-    -------
-    LongTensor of shape (S,)
-    """
-    taken = rows >= 0
-    used = torch.sort(torch.where(taken, rows, num_nodes), dim=1).values
-    # The r-th unused node is r + #{j : used[j] - j <= r} for sorted distinct `used`.
-    shifted = used - torch.arange(rows.shape[1])
-    shifted[used == num_nodes] = 2 * num_nodes
-    free = num_nodes - taken.sum(1)
-    rank = (torch.rand(rows.shape[0], generator=generator, dtype=torch.float64) * free).long()
-    rank = torch.minimum(rank, free - 1)
-    return rank + torch.searchsorted(shifted, rank.unsqueeze(1), right=True).squeeze(1)

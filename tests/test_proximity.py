@@ -112,7 +112,7 @@ def test_uniform_subset_is_distinct_and_in_range(n, size):
 
 def test_memory_budget_controls_block_size_not_the_result():
     embeddings = unit_embeddings(300)
-    small = proximity_graph(embeddings, 299, 4, memory_budget=12 * 300 * 2)
+    small = proximity_graph(embeddings, 299, 4, memory_budget=12 * 300 * 16)
     large = proximity_graph(embeddings, 299, 4)
     assert torch.equal(small.edges()[1], large.edges()[1])
 

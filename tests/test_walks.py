@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dglbs.proximity import proximity_graph
-from dglbs.walks import STRATEGIES, GraphWalker, first_distinct, unused_nodes
+from dglbs.walks import STRATEGIES, GraphWalker, first_distinct
 
 
 def random_graph(n, k, seed=0):
@@ -114,12 +114,20 @@ def test_first_distinct_keeps_visit_order():
     assert found.tolist() == [3, 0, 3]
 
 
-def test_unused_nodes_is_uniform_over_the_free_nodes():
-    rows = torch.tensor([[1, 3, -1]]).repeat(6000, 1)
-    drawn = unused_nodes(rows, 5, torch.Generator().manual_seed(0))
-    counts = torch.bincount(drawn, minlength=5)
-    assert counts[1] == 0 and counts[3] == 0
-    assert (counts[[0, 2, 4]] - 2000).abs().max() < 200
+@pytest.mark.parametrize("num_nodes", [5, 40_000])
+def test_fresh_nodes_are_uniform_over_the_nodes_not_in_the_batch(num_nodes):
+    # No edges: every node after the seed is a fresh one. Small N draws by random
+    # scores, large N by rejection; both must be uniform over the other nodes.
+    walker = GraphWalker(dgl.graph(([], []), num_nodes=num_nodes))
+    seeds = torch.full((4000,), 1)
+    batches = walker.batches(seeds, 2, generator=torch.Generator().manual_seed(0))
+    drawn = batches[:, 1] if num_nodes == 5 else batches[:, 1] % 4
+    counts = torch.bincount(drawn, minlength=5).float()
+    assert (batches[:, 1] != 1).all()
+    cells = [0, 2, 3, 4] if num_nodes == 5 else [0, 1, 2, 3]
+    expected = 4000 / len(cells)
+    chi2 = float(((counts[cells] - expected) ** 2 / expected).sum())
+    assert chi2 < 16.3  # chi-square, 3 dof, p = 0.001
 
 
 @pytest.mark.parametrize(

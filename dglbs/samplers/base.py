@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 from torch.utils.data import Sampler
 
 from .._checks import check_int
+from .._seeds import generator_for
+
+EPOCH_STREAM = 0
+"""Stream key of the per-epoch permutation (see :func:`dglbs._seeds.mix_seed`)."""
 
 
 class ContrastiveBatchSampler(Sampler[list[int]]):
@@ -26,7 +30,8 @@ class ContrastiveBatchSampler(Sampler[list[int]]):
     drop_last : bool
         Drop the last, incomplete batch of an epoch.
     seed : int
-        Base seed; epoch ``e`` draws from ``seed + e`` (call :meth:`set_epoch`).
+        Base seed; epoch ``e`` draws from a stream mixed from ``(seed, e)`` (call
+        :meth:`set_epoch`), so different seeds never replay each other's epochs.
     num_replicas, rank : int
         For distributed training: every process builds the same global batch of
         ``B * num_replicas`` indices and takes slice ``rank``; all ranks yield the
@@ -87,7 +92,7 @@ class ContrastiveBatchSampler(Sampler[list[int]]):
         return -(-self.num_instances // self.global_batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch, which reseeds the draws with ``seed + epoch``.
+        """Select the epoch, which reseeds the draws from ``(seed, epoch)``.
 
         A position restored by :meth:`load_state_dict` survives setting the same
         epoch again and is dropped for any other epoch.
@@ -102,8 +107,8 @@ class ContrastiveBatchSampler(Sampler[list[int]]):
         self.global_step += check_int("num_steps", num_steps, low=0)
 
     def epoch_generator(self) -> torch.Generator:
-        """A CPU generator seeded with ``seed + epoch``."""
-        return torch.Generator().manual_seed(self.seed + self.epoch)
+        """A CPU generator for this epoch's permutation, seeded from ``(seed, epoch)``."""
+        return generator_for(self.seed, self.epoch, EPOCH_STREAM)
 
     def __iter__(self) -> Iterator[list[int]]:
         self.position, self._resume_at = self._resume_at, 0
@@ -124,6 +129,16 @@ class ContrastiveBatchSampler(Sampler[list[int]]):
         is a multiple of ``num_replicas``."""
         raise NotImplementedError
 
+    def config(self) -> dict[str, Any]:
+        """The construction arguments a state must have been saved with."""
+        return {
+            "num_instances": self.num_instances,
+            "batch_size": self.batch_size,
+            "num_replicas": self.num_replicas,
+            "seed": self.seed,
+            "drop_last": self.drop_last,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """State to resume from: after :meth:`load_state_dict`, the next pass yields
         exactly the batches this one had not yielded yet.
@@ -133,31 +148,68 @@ class ContrastiveBatchSampler(Sampler[list[int]]):
         loop that checkpoints should overwrite it with the batches it consumed.
         """
         return {
-            "num_instances": self.num_instances,
-            "batch_size": self.batch_size,
-            "num_replicas": self.num_replicas,
-            "seed": self.seed,
-            "drop_last": self.drop_last,
+            "kind": type(self).__name__,
+            **self.config(),
             "epoch": self.epoch,
             "position": self.position,
             "global_step": self.global_step,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict` of a sampler with the same
-        ``num_instances``, ``batch_size``, ``num_replicas``, ``seed`` and ``drop_last``."""
-        for key in ("num_instances", "batch_size", "num_replicas", "seed", "drop_last"):
-            if key not in state:
-                raise ValueError(f"state has no {key!r}; pass the dict from state_dict()")
-            if state[key] != getattr(self, key):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict` of a sampler of the same class and
+        construction arguments.
+
+        Every field is checked before anything changes: a state that does not fit
+        raises ``TypeError``/``ValueError`` naming the field, and leaves the sampler
+        exactly as it was.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        expected = self._state_keys()
+        missing = sorted(expected - state.keys())
+        unknown = sorted(state.keys() - expected)
+        if missing or unknown:
+            raise ValueError(
+                f"state does not fit a {type(self).__name__}: missing keys {missing}, "
+                f"unknown keys {unknown}; pass the dict from state_dict() of the same sampler class"
+            )
+        if state["kind"] != type(self).__name__:
+            raise ValueError(
+                f"state['kind'] is {state['kind']!r} but this sampler is a {type(self).__name__}; "
+                "load it into a sampler of the class that saved it"
+            )
+        for key, value in self.config().items():
+            saved = state[key]
+            if type(saved) is not type(value) or saved != value:
                 raise ValueError(
-                    f"state was saved with {key}={state[key]!r} but this sampler has "
-                    f"{key}={getattr(self, key)!r}; construct the sampler as it was"
+                    f"state was saved with {key}={saved!r} but this sampler has "
+                    f"{key}={value!r}; construct the sampler as it was"
                 )
-        position = check_int("position", state["position"], low=0, high=len(self))
-        self.epoch = check_int("epoch", state["epoch"], low=0)
-        self.global_step = check_int("global_step", state["global_step"], low=0)
-        self.position = self._resume_at = position
+        parsed = self._parse_state(state)
+        before = dict(self.__dict__)
+        try:
+            self._apply_state(parsed)
+        except BaseException:
+            # Nothing half-loaded: restore every attribute the failed load replaced.
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _state_keys(self) -> set[str]:
+        return {"kind", *self.config(), "epoch", "position", "global_step"}
+
+    def _parse_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked values of ``state``; raises on the first bad field, changes nothing."""
+        return {
+            "position": check_int("state['position']", state["position"], low=0, high=len(self)),
+            "epoch": check_int("state['epoch']", state["epoch"], low=0),
+            "global_step": check_int("state['global_step']", state["global_step"], low=0),
+        }
+
+    def _apply_state(self, parsed: dict[str, Any]) -> None:
+        self.epoch = parsed["epoch"]
+        self.global_step = parsed["global_step"]
+        self.position = self._resume_at = parsed["position"]
 
     def _describe(self) -> str:
         return (

@@ -1,30 +1,49 @@
 """Samplers whose batches depend on the instances' current embeddings."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from .._checks import check_embeddings, check_int
+from .._checks import check_embeddings, check_int, check_probability, normalize_rows
+from .._seeds import generator_for
 from .base import ContrastiveBatchSampler
-
 
 DEFAULT_CHUNK_SIZE = 128
 """Batches drawn together by default; enough to amortise per-call overhead."""
+
+EPOCH_POLICIES = ("cover", "independent")
+
+SEED_STREAM, CHUNK_STREAM = 1, 2
+"""Stream keys of the seed order and of the batch draws (see :mod:`dglbs._seeds`)."""
 
 
 class EmbeddingBatchSampler(ContrastiveBatchSampler):
     """Base of the kNN and walk samplers: one seed per batch, batches grown around it.
 
-    Seeds are drawn without replacement over an epoch (a permutation seeded with
-    ``seed + epoch``), one per batch, so an epoch has as many batches as uniform
-    sampling. Batches are computed ``chunk_size`` at a time to amortise the cost;
-    new embeddings (:meth:`set_embeddings`) discard the chunk, so a refresh takes
-    effect for every batch yielded after it. Batch ``j`` of an epoch depends only on
-    ``(seed, epoch, j's chunk start)``, the embeddings and the schedule's value when
-    its chunk was computed, so passes are reproducible and :meth:`load_state_dict`
-    resumes exactly.
+    An epoch has as many batches as uniform sampling (``ceil(N / (B * replicas))``,
+    floor with ``drop_last``), known as soon as the sampler is built. What a batch may
+    contain depends on ``epoch_policy``:
+
+    - ``"cover"`` (default): every instance appears exactly once per epoch, like
+      uniform sampling. Batch ``j`` grows from the first instance of the epoch's seed
+      order not used yet, and collects only instances no earlier batch of the epoch
+      has (walks still pass through used ones). Late in an epoch few unused
+      instances are near each other, so the last batches are closer to uniform.
+      The last batch holds the remaining ``N mod (B * replicas)`` instances (padded
+      with used ones to split evenly over replicas), unless ``drop_last``.
+    - ``"independent"``: every batch is grown from its own seed over all instances,
+      as in the paper's description; batches overlap, and one epoch visits only part
+      of the data (about 40 % at K = 100, M = 500, alpha = 0.2), biased to instances
+      many others point to.
+
+    Seeds follow a permutation drawn per epoch. Batches are computed ``chunk_size``
+    at a time; new embeddings (:meth:`set_embeddings`) discard the chunk, so a refresh
+    takes effect for every batch yielded after it. Batch ``j`` depends only on
+    ``(seed, epoch)``, the embeddings, the schedule's value when its chunk was drawn
+    and where that chunk started, so passes are reproducible and
+    :meth:`load_state_dict` resumes exactly.
 
     Parameters
     ----------
@@ -35,6 +54,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
     chunk_size : int, optional
         Batches computed together. Default ``min(128, refresh_every)``: a refresh
         discards the rest of a chunk, so chunks longer than ``t`` waste work.
+    epoch_policy : {"cover", "independent"}
     **kwargs
         See :class:`ContrastiveBatchSampler`.
     """
@@ -47,24 +67,43 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         refresh_every: int = 50,
         normalize: bool = True,
         chunk_size: int | None = None,
+        epoch_policy: str = "cover",
         **kwargs: Any,
     ) -> None:
         super().__init__(num_instances, batch_size, **kwargs)
         self.refresh_every = check_int("refresh_every (t)", refresh_every, low=1)
-        self.normalize = bool(normalize)
+        if not isinstance(normalize, bool):
+            raise TypeError(f"normalize must be a bool, got {normalize!r}")
+        self.normalize = normalize
         if chunk_size is None:
             chunk_size = min(DEFAULT_CHUNK_SIZE, self.refresh_every)
         self.chunk_size = check_int("chunk_size", chunk_size, low=1)
+        if epoch_policy not in EPOCH_POLICIES:
+            raise ValueError(f"epoch_policy must be one of {EPOCH_POLICIES}, got {epoch_policy!r}")
+        self.epoch_policy = epoch_policy
         self.refreshed_at: int | None = None
-        self._chunk: torch.Tensor | None = None
+        self._chunk: list[torch.Tensor] | None = None
         self._chunk_start = 0
         self._chunk_value = 0.0
+        self._chunk_epoch = -1
+        self._chunk_base: torch.Tensor | None = None
+        # Covering epochs: (epoch, position) -> instances used by the batches before it.
+        self._used_record: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def _describe(self) -> str:
         return (
             f"{super()._describe()}, refresh_every={self.refresh_every}, "
-            f"normalize={self.normalize}, chunk_size={self.chunk_size}"
+            f"normalize={self.normalize}, chunk_size={self.chunk_size}, "
+            f"epoch_policy={self.epoch_policy!r}"
         )
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | {
+            "refresh_every": self.refresh_every,
+            "normalize": self.normalize,
+            "chunk_size": self.chunk_size,
+            "epoch_policy": self.epoch_policy,
+        }
 
     @property
     def refresh_due(self) -> bool:
@@ -76,18 +115,21 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
 
         Parameters
         ----------
-        embeddings : Tensor of shape (N, d), floating point, finite
+        embeddings : Tensor of shape (N, d), floating point, finite, ``d >= 1``
             Row ``i`` embeds dataset index ``i``; any device (the similarity search
-            runs there).
+            runs there). Detached; with ``normalize``, rows are scaled to unit norm
+            without overflow (all-zero rows stay zero).
         """
         embeddings = check_embeddings(embeddings, num_instances=self.num_instances).detach()
         if self.normalize:
-            embeddings = F.normalize(embeddings.float(), dim=1)
+            embeddings = normalize_rows(embeddings)
         self._build(embeddings)
         self._mark_refreshed()
 
     def _mark_refreshed(self) -> None:
         self.refreshed_at = self.global_step
+        if self.epoch_policy == "cover" and self._chunk_live():
+            self._used_record = ((self.epoch, self.position), self._used_before(self.position))
         # Batches not yet yielded are redrawn from the new structure.
         self._chunk = None
 
@@ -105,8 +147,16 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return 0.0
 
     def _batches(self, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
-        """LongTensor of shape (len(seeds), B * num_replicas), row ``s`` grown from
-        ``seeds[s]``."""
+        """Independent batches: LongTensor of shape (len(seeds), B * num_replicas),
+        row ``s`` grown from ``seeds[s]`` over all instances."""
+        raise NotImplementedError
+
+    def _cover_batches(
+        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Covering batches: LongTensor of shape (count, B * num_replicas), disjoint,
+        none containing an instance marked in ``used`` (BoolTensor of shape (N,)), each
+        grown from the first unused instance of the seed order; marks them in ``used``."""
         raise NotImplementedError
 
     def _start_epoch(self) -> None:
@@ -115,9 +165,14 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
                 f"{type(self).__name__} has no embeddings yet: call "
                 "set_embeddings(embeddings) (or let the Trainer do it) before iterating"
             )
-        self._seeds = torch.randperm(self.num_instances, generator=self.epoch_generator())
+        self._seeds = torch.randperm(
+            self.num_instances, generator=generator_for(self.seed, self.epoch, SEED_STREAM)
+        )
         if self._chunk is not None and self._chunk_epoch != self.epoch:
             self._chunk = None
+
+    def _chunk_live(self) -> bool:
+        return self._chunk is not None and self._chunk_epoch == self.epoch
 
     def _global_batch(self, position: int) -> torch.Tensor:
         chunk = self._chunk
@@ -126,37 +181,140 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return self._chunk[position - self._chunk_start]
 
     def _draw_chunk(self, start: int, parameter: float) -> None:
-        seeds = self._seeds[start : min(start + self.chunk_size, len(self))]
+        stop = min(start + self.chunk_size, len(self))
         # Seeded by position, not by draw order, so a resumed pass redraws the same.
-        generator = torch.Generator().manual_seed(
-            hash((self.seed, self.epoch, start)) & 0x7FFF_FFFF_FFFF_FFFF
-        )
-        self._chunk = self._batches(seeds, parameter, generator)
+        generator = generator_for(self.seed, self.epoch, CHUNK_STREAM, start)
+        base = None
+        if self.epoch_policy == "independent":
+            chunk = list(self._batches(self._seeds[start:stop], parameter, generator))
+        else:
+            base = self._used_before(start)
+            used = base.clone()
+            partial = stop == len(self) and not self.drop_last and self.num_instances % self.global_batch_size
+            full = stop - start - bool(partial)
+            chunk = list(self._cover_batches(full, used, parameter, generator)) if full else []
+            if partial:
+                chunk.append(self._last_batch(used))
+        self._chunk, self._chunk_base = chunk, base
         self._chunk_start, self._chunk_value, self._chunk_epoch = start, parameter, self.epoch
 
+    def _used_before(self, position: int) -> torch.Tensor:
+        """Covering epochs: BoolTensor (N,) of the instances in batches before ``position``."""
+        if position == 0:
+            return torch.zeros(self.num_instances, dtype=torch.bool)
+        if self._chunk_live() and self._chunk_start <= position <= self._chunk_start + len(self._chunk):
+            used = self._chunk_base.clone()
+            for batch in self._chunk[: position - self._chunk_start]:
+                used[batch] = True
+            return used
+        if self._used_record is not None and self._used_record[0] == (self.epoch, position):
+            return self._used_record[1].clone()
+        raise RuntimeError(f"no record of the instances used before batch {position} of epoch {self.epoch}")
+
+    def _last_batch(self, used: torch.Tensor) -> torch.Tensor:
+        """The instances left unused, padded with used ones to split over replicas."""
+        order = self._seeds
+        remaining = order[~used[order]]
+        padding = -remaining.numel() % self.num_replicas
+        return torch.cat([remaining, order[used[order]][:padding]])
+
+    def _unused_seeds(self, used: torch.Tensor, count: int) -> torch.Tensor:
+        """The first ``count`` instances of the seed order not marked in ``used``."""
+        return self._seeds[~used[self._seeds]][:count]
+
     def _search_state(self) -> dict[str, Any]:
-        """What :meth:`_restore_search` needs to rebuild the search structure."""
+        """What :meth:`_parse_search` needs to rebuild the search structure."""
         raise NotImplementedError
 
-    def _restore_search(self, state: dict[str, Any]) -> None:
+    def _parse_search(self, search: object) -> Any:
+        """Validate a saved search structure; return what :meth:`_use_search` installs."""
+        raise NotImplementedError
+
+    def _use_search(self, parsed: Any) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["search"] = self._search_state() if self.ready else None
         state["refreshed_at"] = self.refreshed_at
-        chunk_live = self._chunk is not None and self._chunk_epoch == self.epoch
-        state["chunk"] = (self._chunk_start, self._chunk_value) if chunk_live else None
+        if self._chunk_live():
+            state["chunk"] = (self._chunk_start, self._chunk_value)
+            used = (self._chunk_start, self._chunk_base) if self._chunk_base is not None else None
+        else:
+            state["chunk"] = None
+            record = self._used_record
+            used = (self.position, record[1]) if record is not None and record[0] == (self.epoch, self.position) else None
+        state["used"] = used
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        if state["search"] is not None:
-            self._restore_search(state["search"])
-        self.refreshed_at = state["refreshed_at"]
+    def _state_keys(self) -> set[str]:
+        return super()._state_keys() | {"search", "refreshed_at", "chunk", "used"}
+
+    def _parse_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        parsed = super()._parse_state(state)
+        search, refreshed_at = state["search"], state["refreshed_at"]
+        if (search is None) != (refreshed_at is None):
+            raise ValueError(
+                "state['search'] and state['refreshed_at'] must both be None (no embeddings "
+                f"yet) or both be set, got search={type(search).__name__} and refreshed_at={refreshed_at!r}"
+            )
+        parsed["search"] = None if search is None else self._parse_search(search)
+        parsed["refreshed_at"] = None if refreshed_at is None else check_int(
+            "state['refreshed_at']", refreshed_at, low=0, high=parsed["global_step"]
+        )
+        chunk = state["chunk"]
+        if chunk is not None:
+            if search is None:
+                raise ValueError("state['chunk'] is set but state['search'] is None: a chunk needs the graph or embeddings")
+            if not isinstance(chunk, (tuple, list)) or len(chunk) != 2:
+                raise ValueError(f"state['chunk'] must be None or (start, value), got {chunk!r}")
+            start = check_int("state['chunk'][0]", chunk[0], low=0, high=parsed["position"])
+            if start >= len(self) and len(self):
+                raise ValueError(f"state['chunk'][0] must be < {len(self)} batches per epoch, got {start}")
+            chunk = (start, check_probability("state['chunk'][1]", chunk[1]))
+        parsed["chunk"] = chunk
+        parsed["used"] = self._parse_used(state["used"], chunk, parsed["position"])
+        return parsed
+
+    def _parse_used(self, used: object, chunk: tuple[int, float] | None, position: int) -> tuple[int, torch.Tensor] | None:
+        resume_at = chunk[0] if chunk is not None else position
+        if used is None:
+            if self.epoch_policy == "cover" and resume_at > 0 and position < len(self):
+                raise ValueError(
+                    "state['used'] is None but a covering epoch resumed mid-way needs the "
+                    "instances used so far; pass the dict from state_dict()"
+                )
+            return None
+        if self.epoch_policy != "cover":
+            raise ValueError(f"state['used'] must be None with epoch_policy={self.epoch_policy!r}")
+        if not isinstance(used, (tuple, list)) or len(used) != 2:
+            raise ValueError(f"state['used'] must be None or (position, mask), got {type(used).__name__}")
+        at, mask = used
+        at = check_int("state['used'][0]", at, low=0, high=len(self))
+        if at != resume_at:
+            raise ValueError(f"state['used'][0] must be {resume_at} (where the batches resume), got {at}")
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != (self.num_instances,):
+            raise ValueError(
+                f"state['used'][1] must be a BoolTensor of shape ({self.num_instances},), got "
+                f"{getattr(mask, 'dtype', type(mask).__name__)} of shape {tuple(getattr(mask, 'shape', ()))}"
+            )
+        expected = min(at * self.global_batch_size, self.num_instances)
+        if int(mask.sum()) != expected:
+            raise ValueError(
+                f"state['used'][1] marks {int(mask.sum())} instances but {at} batches of "
+                f"{self.global_batch_size} use {expected}"
+            )
+        return at, mask.clone()
+
+    def _apply_state(self, parsed: dict[str, Any]) -> None:
+        super()._apply_state(parsed)
+        if parsed["search"] is not None:
+            self._use_search(parsed["search"])
+        self.refreshed_at = parsed["refreshed_at"]
         self._chunk = None
-        if state["chunk"] is not None:
-            start, value = state["chunk"]
-            if start <= self.position:
-                self._start_epoch()
-                self._draw_chunk(start, value)
+        used = parsed["used"]
+        self._used_record = None if used is None else ((self.epoch, used[0]), used[1])
+        if parsed["chunk"] is not None:
+            start, value = parsed["chunk"]
+            self._start_epoch()
+            self._draw_chunk(start, value)

@@ -1,19 +1,24 @@
 """BatchSampler: batches as random walks with restart on a proximity graph."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dgl
 import torch
 
 from .._checks import check_int
+from .._seeds import generator_for
 from ..knn import knn_graph
-from ..proximity import DEFAULT_MEMORY_BUDGET, proximity_graph
+from ..proximity import DEFAULT_MEMORY_BUDGET, check_memory_budget, proximity_graph
 from ..schedules import ConstantSchedule, Schedule, as_schedule, evaluate
-from ..walks import STRATEGIES, GraphWalker
+from ..walks import STRATEGIES, GraphWalker, check_csr
 from .embedding import EmbeddingBatchSampler
 
 GRAPHS = ("proximity", "knn")
+
+GRAPH_STREAM = 3
+"""Stream key of the proximity graph's candidate draws (see :mod:`dglbs._seeds`)."""
 
 
 class WalkBatchSampler(EmbeddingBatchSampler):
@@ -44,9 +49,10 @@ class WalkBatchSampler(EmbeddingBatchSampler):
     total_steps : int, optional
         Training steps the schedule spans (the Trainer sets it).
     memory_budget : int
-        Scratch bytes for graph construction.
+        Scratch bytes for graph construction (see
+        :func:`~dglbs.proximity.proximity_graph`).
     **kwargs
-        ``refresh_every``, ``normalize``, ``chunk_size`` (see
+        ``refresh_every``, ``normalize``, ``chunk_size``, ``epoch_policy`` (see
         :class:`EmbeddingBatchSampler`) and ``drop_last``, ``seed``,
         ``num_replicas``, ``rank`` (see :class:`ContrastiveBatchSampler`).
     """
@@ -85,7 +91,8 @@ class WalkBatchSampler(EmbeddingBatchSampler):
         self.graph_kind = graph
         self.restart_prob = as_schedule(restart_prob)
         self.total_steps = None if total_steps is None else check_int("total_steps", total_steps, low=1)
-        self.memory_budget = check_int("memory_budget", memory_budget, low=1)
+        candidates = self.num_instances - 1 if graph == "knn" else min(self.num_candidates, self.num_instances - 1)
+        self.memory_budget = check_memory_budget(memory_budget, 12 * (candidates + 1), "a proximity-graph row")
         self.walker: GraphWalker | None = None
         self.graph_version = 0
 
@@ -117,9 +124,7 @@ class WalkBatchSampler(EmbeddingBatchSampler):
         else:
             # One candidate stream per refresh, reproducible from the seed (a tuple of
             # ints hashes the same in every process).
-            generator = torch.Generator().manual_seed(
-                hash((self.seed, self.graph_version)) & 0x7FFF_FFFF_FFFF_FFFF
-            )
+            generator = generator_for(self.seed, GRAPH_STREAM, self.graph_version)
             graph = proximity_graph(
                 embeddings, self.num_candidates, self.num_neighbors,
                 generator=generator, memory_budget=self.memory_budget,
@@ -140,11 +145,14 @@ class WalkBatchSampler(EmbeddingBatchSampler):
                 f"graph has {walker.num_nodes} nodes but the dataset has "
                 f"{self.num_instances} instances"
             )
-        self._use_graph(graph)
+        self._use_walker(walker)
         self._mark_refreshed()
 
     def _use_graph(self, graph: dgl.DGLGraph) -> None:
-        self.walker = GraphWalker(graph)
+        self._use_walker(GraphWalker(graph))
+
+    def _use_walker(self, walker: GraphWalker) -> None:
+        self.walker = walker
         self.graph_version += 1
 
     def _chunk_parameter(self) -> float:
@@ -156,18 +164,50 @@ class WalkBatchSampler(EmbeddingBatchSampler):
             restart_prob=parameter, generator=generator,
         )
 
-    def _search_state(self) -> dict[str, Any]:
-        indptr, indices, _ = self.graph.adj_tensors("csr")
-        return {"indptr": indptr, "indices": indices, "graph_version": self.graph_version}
+    def _cover_batches(
+        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        return self.walker.batches(
+            self._unused_seeds(used, count), self.global_batch_size, strategy=self.strategy,
+            restart_prob=parameter, generator=generator, taken=used,
+        )
 
-    def _restore_search(self, state: dict[str, Any]) -> None:
-        indptr, indices = state["indptr"], state["indices"]
+    def config(self) -> dict[str, Any]:
+        return super().config() | {
+            "num_candidates": self.num_candidates,
+            "num_neighbors": self.num_neighbors,
+            "strategy": self.strategy,
+            "graph": self.graph_kind,
+        }
+
+    def _search_state(self) -> dict[str, Any]:
+        return {
+            "indptr": self.walker._indptr,
+            "indices": self.walker._indices,
+            "graph_version": self.graph_version,
+        }
+
+    def _parse_search(self, search: object) -> tuple[GraphWalker, int]:
+        if not isinstance(search, Mapping) or set(search) != {"indptr", "indices", "graph_version"}:
+            raise ValueError(
+                "state['search'] must be a dict with keys indptr, indices, graph_version, got "
+                f"{sorted(search) if isinstance(search, Mapping) else type(search).__name__}"
+            )
+        indptr, indices = search["indptr"], search["indices"]
+        check_csr(indptr, indices, self.num_instances, "state['search']")
+        if indptr.dtype != indices.dtype:
+            raise ValueError(
+                f"state['search'] indptr and indices must share a dtype, got {indptr.dtype} and {indices.dtype}"
+            )
+        version = check_int("state['search']['graph_version']", search["graph_version"], low=0)
         graph = dgl.graph(
-            ("csr", (indptr, indices, torch.empty(0, dtype=indices.dtype))),
+            ("csr", (indptr.clone(), indices.clone(), torch.empty(0, dtype=indices.dtype))),
             num_nodes=self.num_instances, idtype=indices.dtype,
         )
-        self._use_graph(graph)
-        self.graph_version = state["graph_version"]
+        return GraphWalker(graph), version
+
+    def _use_search(self, parsed: tuple[GraphWalker, int]) -> None:
+        self.walker, self.graph_version = parsed
 
     def _describe(self) -> str:
         return (

@@ -8,8 +8,8 @@ from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
 def test_full_candidates_and_restart_one_give_the_seeds_nearest_neighbours():
     n, b = 400, 16
     embeddings = torch.randn(n, 8, generator=torch.Generator().manual_seed(0))
-    walk = WalkBatchSampler(n, b, num_candidates=n - 1, num_neighbors=b - 1, restart_prob=1.0)
-    knn = KNNBatchSampler(n, b)
+    walk = WalkBatchSampler(n, b, num_candidates=n - 1, num_neighbors=b - 1, restart_prob=1.0, epoch_policy="independent")
+    knn = KNNBatchSampler(n, b, epoch_policy="independent")
     walk.set_embeddings(embeddings)
     knn.set_embeddings(embeddings)
     for walked, nearest in zip(walk, knn):
@@ -21,7 +21,9 @@ def test_one_candidate_and_no_restart_visit_nodes_uniformly():
     # Averaged over proximity-graph draws, M = 1 and alpha = 0 makes every node
     # equally likely to be in a batch, as with the uniform sampler.
     n, b, refreshes = 60, 12, 300
-    sampler = WalkBatchSampler(n, b, num_candidates=1, num_neighbors=1, restart_prob=0.0, chunk_size=5)
+    sampler = WalkBatchSampler(
+        n, b, num_candidates=1, num_neighbors=1, restart_prob=0.0, chunk_size=5, epoch_policy="independent"
+    )
     counts = torch.zeros(n)
     generator = torch.Generator().manual_seed(0)
     for epoch in range(refreshes):
@@ -38,7 +40,9 @@ def test_chi_square_detects_a_skewed_sampler():
     n, b = 60, 12
     embeddings = torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
     embeddings[:10] *= 10  # a few long vectors win every inner-product neighbourhood
-    sampler = WalkBatchSampler(n, b, num_candidates=n - 1, num_neighbors=5, restart_prob=0.5, normalize=False)
+    sampler = WalkBatchSampler(
+        n, b, num_candidates=n - 1, num_neighbors=5, restart_prob=0.5, normalize=False, epoch_policy="independent"
+    )
     sampler.set_embeddings(embeddings)
     counts = torch.zeros(n)
     for epoch in range(300):

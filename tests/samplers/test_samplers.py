@@ -42,16 +42,19 @@ class Indices(Dataset):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_epoch_has_uniform_batch_count_and_distinct_indices(kind):
-    sampler = make(kind)
+@pytest.mark.parametrize("policy", ["cover", "independent"])
+def test_epoch_has_uniform_batch_count_and_distinct_indices(kind, policy):
+    sampler = make(kind, **({} if kind == "uniform" else {"epoch_policy": policy}))
     batches = list(sampler)
     assert len(batches) == len(sampler) == -(-N // 32)
     assert all(len(set(batch)) == len(batch) for batch in batches)
     assert all(0 <= index < N for batch in batches for index in batch)
-    if kind == "uniform":
+    if kind == "uniform" or policy == "cover":
         assert sorted(index for batch in batches for index in batch) == list(range(N))
+        assert [len(batch) for batch in batches] == [32] * (N // 32) + [N % 32]
     else:
         assert all(len(batch) == 32 for batch in batches)
+    if kind != "uniform":
         seeds = [batch[0] for batch in batches]
         assert len(set(seeds)) == len(seeds), "seeds are drawn without replacement"
 
@@ -220,7 +223,7 @@ def test_walk_sampler_requires_embeddings_before_iterating():
 
 
 def test_set_graph_walks_on_the_given_graph():
-    sampler = WalkBatchSampler(6, 3, num_candidates=2, num_neighbors=1, restart_prob=0.0)
+    sampler = WalkBatchSampler(6, 3, num_candidates=2, num_neighbors=1, restart_prob=0.0, epoch_policy="independent")
     ring = dgl.graph((torch.arange(6), (torch.arange(6) + 1) % 6))
     sampler.set_graph(ring)
     for batch in sampler:
@@ -294,10 +297,15 @@ def test_load_state_from_a_different_sampler_is_rejected(change, match):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_dataset_barely_larger_than_the_batch(kind):
-    sampler = make(kind, n=33, batch_size=32, **({} if kind in ("uniform", "knn") else {"num_candidates": 20, "num_neighbors": 3}))
-    batches = list(sampler)
+@pytest.mark.parametrize("policy", ["cover", "independent"])
+def test_dataset_barely_larger_than_the_batch(kind, policy):
+    options = {} if kind == "uniform" else {"epoch_policy": policy}
+    if kind not in ("uniform", "knn"):
+        options |= {"num_candidates": 20, "num_neighbors": 3}
+    batches = list(make(kind, n=33, batch_size=32, **options))
     assert len(batches) == 2
     assert all(len(set(batch)) == len(batch) for batch in batches)
-    if kind != "uniform":
+    if kind != "uniform" and policy == "independent":
         assert all(len(batch) == 32 for batch in batches)
+    else:
+        assert sorted(sum(batches, [])) == list(range(33))
