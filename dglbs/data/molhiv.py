@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import operator
 import os
 import warnings
@@ -38,6 +39,7 @@ from ogb.utils.features import get_atom_feature_dims
 from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from dglbs._checks import check_int, check_probability
 from dglbs.data.paths import default_data_dir
@@ -48,6 +50,8 @@ CACHE_FORMAT = 1
 """Version of the cache file layout; part of the cache key, bump it when the layout changes."""
 
 _REPORTED_FAILURES = 5
+
+logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -126,7 +130,9 @@ def _convert(smiles: Sequence[str], source: Path) -> dict[str, torch.Tensor | li
     rows, graphs, scaffolds = [], [], []
     # RDKit logs every rejected molecule to stderr; the caller reports them in one warning.
     with rdBase.BlockLogs():
-        for row, text in enumerate(smiles):
+        # A progress bar on a terminal only: the first conversion takes about a minute.
+        for row, text in enumerate(tqdm(smiles, desc="converting SMILES", unit="molecule", leave=False,
+                                        disable=None)):
             # smiles2graph cannot signal a bad SMILES (it fails inside with an
             # AttributeError), so parse it once here first.
             mol = Chem.MolFromSmiles(text)
@@ -162,11 +168,14 @@ def _load_or_convert(
 ) -> dict[str, torch.Tensor | list[str]]:
     if cache_path.is_file():
         try:
-            return torch.load(cache_path, weights_only=True)
+            store = torch.load(cache_path, weights_only=True)
         except Exception as err:  # torch.load raises many types for a damaged file
             raise RuntimeError(
                 f"cache file {str(cache_path)!r} is unreadable ({err}); delete it to rebuild it"
             ) from err
+        logger.debug("molhiv: %d graphs from the cache %s", len(store["rows"]), cache_path)
+        return store
+    logger.info("molhiv: converting %d SMILES of %s (cached in %s afterwards)", len(smiles), source, cache_path)
     store = _convert(smiles, source)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename so that a crash or a concurrent reader never sees half a file.

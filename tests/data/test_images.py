@@ -204,6 +204,34 @@ def test_bundled_fashion_mnist_test_split() -> None:
     assert torch.equal(same.images[:5], test.images[:5])
 
 
+def test_named_datasets_are_read_from_the_data_folder_or_their_own_folder(tmp_path: Path) -> None:
+    images, labels = random_bytes((3, 4, 5), 8), np.array([1, 2, 3])
+    write_mnist(tmp_path / "data" / "mnist", "t10k", images, labels, gzipped=True)
+    write_mnist(tmp_path / "data" / "fashion-mnist", "t10k", images[:2], labels[:2], gzipped=False)
+    write_cifar10(tmp_path / "data")
+    data = tmp_path / "data"
+    assert len(load_image_dataset("mnist", data, "test")) == 3
+    assert len(load_image_dataset("mnist", data / "mnist", "test")) == 3
+    assert len(load_image_dataset("fashion-mnist", data, "test")) == 2
+    assert len(load_image_dataset("cifar10", data, "test")) == 3
+    with pytest.raises(FileNotFoundError, match=r"no mnist IDX files under .*: expected .*mnist/train-images-idx3-ubyte"
+                                                r"\.gz' \(or train-images-idx3-ubyte\.gz directly in that folder\)"):
+        load_image_dataset("mnist", data, "train")
+    with pytest.raises(FileNotFoundError, match=r"root=.*nowhere' does not exist; pass the data folder"):
+        load_image_dataset("cifar10", tmp_path / "nowhere")
+
+
+def test_image_folder_by_name_finds_imagenet_or_the_split_folders_and_shows_the_layout(tmp_path: Path) -> None:
+    save_image(tmp_path / "data" / "imagenet" / "val" / "cat" / "x.png", (1, 2, 3), (4, 4))
+    save_image(tmp_path / "imagenet100" / "val" / "cat" / "x.png", (1, 2, 3), (4, 4))
+    from_data = load_image_dataset("imagenet-folder", tmp_path / "data", "val")
+    from_own = load_image_dataset("imagenet-folder", tmp_path / "imagenet100", "val")
+    assert from_data.classes == from_own.classes == ("cat",) and torch.equal(from_data.images, from_own.images)
+    with pytest.raises(FileNotFoundError, match=r"no train/ split for imagenet-folder under .*: expected "
+                                                r"train/<class>/<image> files in '.*imagenet' or in .* itself"):
+        load_image_dataset("imagenet-folder", tmp_path / "data", "train")
+
+
 def save_image(path: Path, color: tuple[int, int, int], size: tuple[int, int], mode: str = "RGB") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, color).convert(mode).save(path)
