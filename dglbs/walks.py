@@ -28,8 +28,8 @@ So every batch has ``B`` distinct nodes and the work per batch is bounded by a s
 multiple of that of a well-connected graph, whatever the graph (no ``B**2`` cliff).
 
 **Exclusive batches** (``taken``, used by covering epochs): nodes marked taken are
-never collected (random walks still pass through them; BFS and DFS treat them as
-removed from the graph), the batches of one call are disjoint (a node two batches
+never collected (random walks still pass through them, but a batch all of whose
+out-neighbours are taken tops up at once; BFS and DFS treat them as removed), the batches of one call are disjoint (a node two batches
 reach in the same round goes to the lower-numbered one), and every collected node is
 marked taken.
 
@@ -62,8 +62,8 @@ STALL_YIELD = 8
 
 STALL_ROUNDS = 4
 """Poor rounds in a row (each sized by the yield of the last) after which a
-batch continues from fresh seeds; at once when no new node is one move away, and
-after one poor round for exclusive batches (``taken``)."""
+batch continues from fresh seeds; at once when no node it may collect is one move
+away."""
 
 MAX_ROUNDS = 16
 """Rounds of a random walk after which batches still short are filled uniformly."""
@@ -229,9 +229,10 @@ class GraphWalker:
             group = walkers[rows]
             group_size = (group >= 0).sum(1)
             if continue_walk:
-                # One trace per walker, long enough for its share of the missing nodes.
+                # One trace per walker, long enough for its share of the missing nodes
+                # and never shorter than B moves in all (revisits make the last nodes hard to find).
                 traces = group_size
-                length = int(torch.ceil(_TRACE_SURPLUS * missing / group_size).max().clamp(1, size))
+                length = int(torch.ceil(torch.maximum(_TRACE_SURPLUS * missing, torch.full_like(missing, size)) / group_size).max().clamp(1, size))
             else:
                 wanted = torch.ceil(_TRACE_SURPLUS * missing / yield_per_trace[rows]).long()
                 traces = torch.maximum(wanted.clamp(min_traces, max_traces), group_size)
@@ -257,18 +258,14 @@ class GraphWalker:
             # Out of reach: no new node is one move away (closed), or rounds of growing
             # size kept finding (almost) nothing.
             candidates = rows[poor]
-            if batches.taken is not None:
-                # Exclusive batches find free nodes ever more rarely as an epoch fills
-                # up: waiting only costs, so one poor round is a stall.
-                stalled = candidates
-            else:
-                # With one move per trace only the walkers' neighbours are in reach, so
-                # the batch is stuck exactly when they are all in it.
-                sources = walkers[candidates] if length == 1 else batches.ids[candidates]
-                stuck = self._closed(sources, batches.ids[candidates])
-                if length > 1:
-                    stuck |= poor_rounds[candidates] >= STALL_ROUNDS
-                stalled = candidates[stuck]
+            # Stuck: no new node is one move away (with one move per trace only the
+            # walkers' neighbours are in reach, so exactly then), or rounds sized by
+            # the last one's yield kept finding (almost) nothing.
+            sources = walkers[candidates] if length == 1 else batches.ids[candidates]
+            stuck = self._closed(sources, batches.ids[candidates], batches.taken)
+            if length > 1:
+                stuck |= poor_rounds[candidates] >= STALL_ROUNDS
+            stalled = candidates[stuck]
             if stalled.numel():
                 fresh = batches.add_fresh_seeds(stalled)
                 if fresh.shape[1] > walkers.shape[1]:
@@ -279,9 +276,10 @@ class GraphWalker:
                 poor_rounds[stalled] = 0
         batches.fill(batches.open_rows())
 
-    def _closed(self, sources: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def _closed(self, sources: torch.Tensor, rows: torch.Tensor, taken: torch.Tensor | None) -> torch.Tensor:
         """Per row: whether every out-neighbour of the row's ``sources`` (S, W) is in
-        the row ``rows`` (S, B) (both -1 padded), i.e. no move from them finds a new node."""
+        the row ``rows`` (S, B) (both -1 padded) or ``taken``, i.e. no move from them
+        finds a node the row can collect."""
         if not rows.numel():
             return torch.zeros(0, dtype=torch.bool)
         members = torch.sort(torch.where(rows >= 0, rows, self.num_nodes), dim=1).values
@@ -290,6 +288,8 @@ class GraphWalker:
         neighbors = neighbors.view(rows.shape[0], -1)
         found = torch.searchsorted(members, neighbors.clamp_min(0)).clamp_max(rows.shape[1] - 1)
         inside = (members.gather(1, found) == neighbors) | (neighbors < 0)
+        if taken is not None:
+            inside |= taken[neighbors.clamp_min(0)]
         return inside.all(dim=1)
 
     def _bfs(self, batches: _Batches) -> None:

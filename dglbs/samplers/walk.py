@@ -167,10 +167,16 @@ class WalkBatchSampler(EmbeddingBatchSampler):
     def _cover_batches(
         self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
     ) -> torch.Tensor:
-        return self.walker.batches(
-            self._unused_seeds(used, count), self.global_batch_size, strategy=self.strategy,
-            restart_prob=parameter, generator=generator, taken=used,
-        )
+        # One batch at a time, so each grows from an instance no earlier batch took
+        # (grown together, two seeds of one chunk could split a cluster between them).
+        batches = [
+            self.walker.batches(
+                self._unused_seeds(used, 1), self.global_batch_size, strategy=self.strategy,
+                restart_prob=parameter, generator=generator, taken=used,
+            )
+            for _ in range(count)
+        ]
+        return torch.cat(batches) if batches else torch.empty(0, self.global_batch_size, dtype=torch.int64)
 
     def config(self) -> dict[str, Any]:
         return super().config() | {
