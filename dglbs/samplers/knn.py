@@ -80,7 +80,10 @@ class KNNBatchSampler(EmbeddingBatchSampler):
                 "state['search'] must be a dict with the key embeddings, got "
                 f"{sorted(search) if isinstance(search, dict) else type(search).__name__}"
             )
-        return check_embeddings(search["embeddings"], num_instances=self.num_instances).clone()
+        try:
+            return check_embeddings(search["embeddings"], num_instances=self.num_instances).clone()
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"state['search']['embeddings']: {error}") from None
 
     def _use_search(self, parsed: torch.Tensor) -> None:
         self.embeddings = parsed
