@@ -142,12 +142,13 @@ def data_subfolder(data_dir: Path, name: str, what: str) -> Path:
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
     """``--data-dir`` with the help text every example shares."""
     path, origin = default_data_location()
-    parser.add_argument("--data-dir", help=f"the folder that holds {DATA_LAYOUT} (default: ${DATA_ENV_VAR}, "
-                                           f"else here {str(path)!r}, from {origin})")
+    parser.add_argument("--data-dir", help=f"the folder that holds {DATA_LAYOUT} (default: {str(path)!r}, "
+                                           f"from {origin})")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--progress/--no-progress`` and ``--log-level``, read by :func:`configure_logging`."""
+    """``--progress/--no-progress`` (for ``Trainer(progress=...)``) and ``--log-level``
+    (for :func:`configure_logging`)."""
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bars (default: only when stderr is a terminal)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="INFO",
