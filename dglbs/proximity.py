@@ -94,10 +94,13 @@ MAX_BLOCK_SIZE = 1024
 faster on a 2-core CPU) while keeping the rows that share a draw few."""
 
 
-def default_block_size(num_candidates: int, memory_budget: int) -> int:
-    """Rows per block: at most ``MAX_BLOCK_SIZE``, and few enough that one block's
-    scores and top-K scratch (about three float32 rows of ``M + 1``) fit the budget."""
-    return max(1, min(MAX_BLOCK_SIZE, memory_budget // (12 * (num_candidates + 1))))
+def default_block_size(num_candidates: int, memory_budget: int, num_nodes: int) -> int:
+    """Rows per block: at most ``MAX_BLOCK_SIZE`` and ``N / 64`` (so a small dataset
+    is spread over many candidate draws: with one shared draw, a collapsed encoder
+    would point every row at the same ``M + 1`` nodes), and few enough that one
+    block's scores and top-K scratch (about three float32 rows of ``M + 1``) fit the budget."""
+    rows = min(MAX_BLOCK_SIZE, num_nodes // 64, memory_budget // (12 * (num_candidates + 1)))
+    return max(1, rows)
 
 
 def proximity_graph(
@@ -128,7 +131,7 @@ def proximity_graph(
         if omitted.
     block_size : int, optional
         Rows sharing one candidate draw. Defaults to ``default_block_size``:
-        1024, or fewer when a block would not fit ``memory_budget``.
+        1024, or fewer for ``N < 65,536`` or when a block would not fit ``memory_budget``.
     memory_budget : int
         Bytes of scratch memory (scores and top-K) a block may use, at least
         ``MIN_BLOCK_ROWS`` rows' worth (``12 * (M + 1)`` bytes a row). An
@@ -158,7 +161,7 @@ def proximity_graph(
     num_candidates = min(num_candidates, num_nodes - 1)
     memory_budget = check_memory_budget(memory_budget, 12 * (num_candidates + 1), "a proximity-graph row")
     if block_size is None:
-        block_size = default_block_size(num_candidates, memory_budget)
+        block_size = default_block_size(num_candidates, memory_budget, num_nodes)
     block_size = check_int("block_size", block_size, low=1)
     if generator is None:
         generator = torch.Generator()

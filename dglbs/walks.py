@@ -229,28 +229,42 @@ class GraphWalker:
             group = walkers[rows]
             group_size = (group >= 0).sum(1)
             if continue_walk:
-                # One trace per walker, long enough for its share of the missing nodes
-                # and never shorter than B moves in all (revisits make the last nodes hard to find).
                 traces = group_size
-                length = int(torch.ceil(torch.maximum(_TRACE_SURPLUS * missing, torch.full_like(missing, size)) / group_size).max().clamp(1, size))
             else:
                 wanted = torch.ceil(_TRACE_SURPLUS * missing / yield_per_trace[rows]).long()
                 traces = torch.maximum(wanted.clamp(min_traces, max_traces), group_size)
-            restart = torch.full((length,), alpha)
-            restart[0] = 0.0
+            # A lone walker's traces run to the plan's length (for rw: B moves). A group
+            # of fresh seeds needs only a few nodes from each: its traces are cut at the
+            # length the round needs (rounded up to a power of two), so a graph that
+            # forces many seeds (tiny components, K = 1) costs no more moves than one
+            # long walk; never fewer than B moves a row in all, since revisits make
+            # the last nodes hard to find.
+            needed = torch.ceil(torch.maximum(_TRACE_SURPLUS * missing, torch.full_like(missing, size)) / traces)
+            needed = torch.exp2(torch.ceil(torch.log2(needed.clamp_min(1)))).long()
+            row_length = torch.where(group_size > 1, needed.clamp_max(length), length)
+            if continue_walk:
+                row_length = needed.clamp_max(size)
             owner = torch.repeat_interleave(torch.arange(rows.numel()), traces)
             slot = torch.arange(owner.numel()) - (torch.cumsum(traces, 0) - traces)[owner]
             starts = group[owner, slot % group_size[owner]]
-            seed = int(torch.randint(2**31 - 1, (1,), generator=batches.generator))
-            walk = random_walk_traces(self.graph, starts.to(self.graph.idtype), length, restart, seed)
-            walk = walk[:, 1:].long()  # column 0 is the start, already in the batch
-            moves = torch.full((rows.numel(), int(traces.max()), length), -1, dtype=torch.int64)
-            moves[owner, slot] = walk
+            trace_length = row_length[owner]
+            widest = int(row_length.max())
+            moves = torch.full((rows.numel(), int(traces.max()), widest), -1, dtype=torch.int64)
+            last = torch.empty_like(starts)
+            for part_length in torch.unique(trace_length).tolist():
+                part = torch.nonzero(trace_length == part_length).flatten()
+                restart = torch.full((part_length,), alpha)
+                restart[0] = 0.0
+                seed = int(torch.randint(2**31 - 1, (1,), generator=batches.generator))
+                walk = random_walk_traces(self.graph, starts[part].to(self.graph.idtype), part_length, restart, seed)
+                walk = walk[:, 1:].long()  # column 0 is the start, already in the batch
+                moves[owner[part], slot[part], :part_length] = walk
+                moved = (walk >= 0).sum(1)
+                end = walk.gather(1, (moved - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+                last[part] = torch.where(moved > 0, end, starts[part])
             gained = batches.collect(rows, moves.view(rows.numel(), -1))
             if continue_walk:
-                moved = (walk >= 0).sum(1)
-                last = walk.gather(1, (moved - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
-                group[owner, slot] = torch.where(moved > 0, last, starts)
+                group[owner, slot] = last
                 walkers[rows] = group
             yield_per_trace[rows] = (gained / traces).clamp_min(1.0 / size).double()
             poor = (gained * STALL_YIELD < missing) & (batches.count[rows] < size)
@@ -263,7 +277,7 @@ class GraphWalker:
             # the last one's yield kept finding (almost) nothing.
             sources = walkers[candidates] if length == 1 else batches.ids[candidates]
             stuck = self._closed(sources, batches.ids[candidates], batches.taken)
-            if length > 1:
+            if length > 1 or continue_walk:
                 stuck |= poor_rounds[candidates] >= STALL_ROUNDS
             stalled = candidates[stuck]
             if stalled.numel():
@@ -333,8 +347,8 @@ class GraphWalker:
             if batches.taken is not None:
                 free &= ~batches.taken[neighbors.clamp_min(0)]
             score = torch.rand(neighbors.shape, generator=batches.generator).masked_fill_(~free, -1.0)
-            choice = score.argmax(1)
             moves = free.any(1)
+            choice = score.argmax(1) if neighbors.shape[1] else torch.zeros_like(moves, dtype=torch.int64)
             movers, targets = active[moves], neighbors[moves, choice[moves]]
             visited[movers, targets] = True
             if batches.taken is not None:

@@ -142,3 +142,53 @@ def test_num_candidates_above_n_minus_one_is_clipped():
     graph = proximity_graph(unit_embeddings(6), 10**6, 5)
     neighbors, _ = neighbor_matrix(graph, 5)
     assert all(sorted(row + [i]) == list(range(6)) for i, row in enumerate(neighbors.tolist()))
+
+
+@pytest.mark.parametrize("rows", ["identical", "zero"])
+def test_ties_are_broken_at_random_so_a_collapsed_encoder_gives_no_hub(rows):
+    n, k = 400, 10
+    embeddings = torch.ones(n, 8) if rows == "identical" else torch.zeros(n, 8)
+    graph = proximity_graph(embeddings, 50, k, generator=torch.Generator().manual_seed(0))
+    in_degree = graph.in_degrees()
+    assert int((in_degree > 0).sum()) >= n - 5, "almost every node has an in-edge"
+    assert int(in_degree.max()) < 4 * k
+    neighbors, _ = neighbor_matrix(graph, k)
+    assert all(len(set(row)) == k and i not in row for i, row in enumerate(neighbors.tolist()))
+
+
+def test_ties_keep_the_strict_top_and_decreasing_order():
+    embeddings = torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 5)
+    graph = proximity_graph(embeddings, 9, 6, generator=torch.Generator().manual_seed(0))
+    neighbors, similarities = neighbor_matrix(graph, 6)
+    for i, row in enumerate(neighbors.tolist()):
+        same = {j for j in range(10) if j != i and (j < 5) == (i < 5)}
+        assert set(row[:4]) == same, "the 4 equal neighbours come first"
+    assert (similarities[:, :-1] >= similarities[:, 1:]).all()
+
+
+def test_half_precision_similarities_are_computed_in_float32():
+    embeddings = torch.full((6, 4), 300.0, dtype=torch.float16)  # 4 * 300**2 overflows fp16
+    graph = proximity_graph(embeddings, 5, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(graph.edata["sim"], torch.full((12,), 360000.0))
+
+
+def test_overflowing_inner_products_raise():
+    embeddings = torch.full((6, 4), 1e20)
+    with pytest.raises(ValueError, match="similarities overflowed"):
+        proximity_graph(embeddings, 5, 2)
+
+
+def test_gradients_are_not_tracked():
+    embeddings = torch.randn(20, 4, requires_grad=True)
+    graph = proximity_graph(embeddings, 10, 3)
+    assert not graph.edata["sim"].requires_grad and graph.edata["sim"].grad_fn is None
+
+
+def test_a_budget_below_sixteen_rows_is_refused_with_the_minimum():
+    with pytest.raises(ValueError, match=r"memory_budget=100 bytes .* pass memory_budget >= 9792"):
+        proximity_graph(unit_embeddings(300), 50, 4, memory_budget=100)
+
+
+def test_empty_feature_dimension_is_refused():
+    with pytest.raises(ValueError, match=r"shape \(5, 0\): zero dimensions"):
+        proximity_graph(torch.zeros(5, 0), 2, 1)
