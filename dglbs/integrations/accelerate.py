@@ -39,6 +39,7 @@ leaves the batches alone::
             sampler.step()
             if sampler.refresh_due:
                 refresh_from_shards(sampler, embed)
+    accelerator.end_training()
 
 Each of the ``n`` processes then trains on its slice of every global batch of
 ``n * 64`` instances: together they train on the global batches a one-process
@@ -47,9 +48,7 @@ of batches. :func:`dglbs.integrations.refresh_from_shards` has each process embe
 its shard of the instances, all-gathers the shards, rebuilds and checks that all
 processes walk the same graph; every process must call it at the same step. A
 rebuild after step ``s`` reaches batch ``s + 2``: the prepared loader fetches one
-batch ahead. To checkpoint the sampler, ``accelerator.register_for_checkpointing(sampler)``
-(its state is the same on every process); a resumed sampler skips the batches its
-epoch had yielded, so do not also ``skip_first_batches``.
+batch ahead (workers, ``num_workers > 0``, fetch further ahead).
 
 Importing this module needs ``accelerate`` (``pip install 'dglbs[text]'``);
 ``dglbs`` itself does not.

@@ -41,7 +41,8 @@ global batches a one-process sampler with ``num_replicas=2`` makes. The callback
   (``embed_instances(indices)``, or ``embed=``), the shards are all-gathered and
   every process checks that all walk the same graph
   (:func:`dglbs.integrations.refresh_from_shards`). A rebuild after step ``s``
-  reaches batch ``s + 2``: Lightning has fetched batch ``s + 1`` already;
+  reaches batch ``s + 2``: Lightning has fetched batch ``s + 1`` already
+  (workers, ``num_workers > 0``, fetch further ahead);
 - logs per epoch, through ``pl_module.log`` (averaged over processes):
   ``sampler/cost_s`` (seconds drawing a batch), ``sampler/cost_g`` (seconds per
   rebuild), ``sampler/cost_t`` (seconds per training step, from
@@ -171,12 +172,8 @@ class SamplerCallback(pl.Callback):
             )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.sampler = None  # each fit adopts its loader's sampler afresh
         sampler = self._use_loader_sampler(trainer, pl_module)
-        if self._state_to_restore is not None:
-            sampler.load_state_dict(self._state_to_restore)
-            self._state_to_restore = None
-        if hasattr(sampler, "set_total_steps") and math.isfinite(trainer.estimated_stepping_batches):
-            sampler.set_total_steps(int(trainer.estimated_stepping_batches))
         # Resuming mid-epoch skips on_train_epoch_start.
         sampler.set_epoch(trainer.current_epoch)
         self._consumed = sampler.resume_position
@@ -247,8 +244,23 @@ class SamplerCallback(pl.Callback):
                 f"{type(sampler).__name__} builds its batches from embeddings: define "
                 f"{type(pl_module).__name__}.embed_instances(indices) or pass SamplerCallback(embed=...)"
             )
-        self.sampler = sampler
+        if sampler is not self.sampler:
+            self._adopt(sampler, trainer)
         return sampler
+
+    def _adopt(self, sampler: ContrastiveBatchSampler, trainer: pl.Trainer) -> None:
+        """Start driving ``sampler``: the checkpointed state if resuming, the training
+        length for its schedule, and the progress Lightning has made (a loader
+        reloaded by ``reload_dataloaders_every_n_epochs`` brings a fresh sampler)."""
+        if self._state_to_restore is not None:
+            sampler.load_state_dict(self._state_to_restore)
+            self._state_to_restore = None
+        if hasattr(sampler, "set_total_steps") and math.isfinite(trainer.estimated_stepping_batches):
+            sampler.set_total_steps(int(trainer.estimated_stepping_batches))
+        if sampler.global_step < trainer.global_step:
+            sampler.step(trainer.global_step - sampler.global_step)
+        self._costs.sampling_mark = sampler.sampling_seconds
+        self.sampler = sampler
 
     def _refresh_if_due(self, pl_module: pl.LightningModule) -> None:
         if isinstance(self.sampler, EmbeddingBatchSampler) and self.sampler.refresh_due:

@@ -18,13 +18,13 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState  # noqa: E402
 
 from dglbs import UniformBatchSampler  # noqa: E402
-from dglbs.integrations import refresh_from_shards  # noqa: E402
+from dglbs.integrations import check_same_graph, gather_embeddings, refresh_from_shards  # noqa: E402
 from dglbs.integrations.accelerate import prepare_loader, replica_kwargs  # noqa: E402
 from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _multiprocess import (  # noqa: E402
-    BATCH_SIZE, EPOCHS, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
+    BATCH_SIZE, DIM, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
     run_processes,
 )
 
@@ -62,6 +62,22 @@ def train(accelerator: Accelerator) -> dict:
             "weights_changed": not torch.equal(encoder.weight, initial_encoder().weight)}
 
 
+def probe_mismatches(rank: int) -> dict[str, str]:
+    """The errors raised when this process's embeddings differ from the others'."""
+    errors = {}
+    sampler = make_sampler(num_replicas=2, rank=rank)
+    sampler.set_embeddings(torch.randn(NUM_INSTANCES, DIM, generator=torch.Generator().manual_seed(rank)))
+    try:
+        check_same_graph(sampler)
+    except RuntimeError as error:
+        errors["graph"] = str(error)
+    try:
+        gather_embeddings(lambda indices: torch.zeros(len(indices), 4 + rank), NUM_INSTANCES)
+    except ValueError as error:
+        errors["layout"] = str(error)
+    return errors
+
+
 @pytest.fixture
 def accelerator():
     yield Accelerator(cpu=True)
@@ -75,6 +91,25 @@ def test_one_process_loop_trains_on_fresh_walk_batches_every_epoch(accelerator):
     assert [step for step, _, _ in result["rebuilds"]] == [0, 20]
     assert torch.allclose(result["rebuilds"][0][1], initial_encoder()(instance_features()))
     assert result["seen"][:20] != result["seen"][20:] and result["epoch"] == 1 and result["weights_changed"]
+
+
+def test_refresh_helpers_in_one_process():
+    embed_calls = []
+
+    def embed(indices):
+        embed_calls.append(indices.tolist())
+        return instance_features()[indices] * 2
+
+    assert torch.equal(gather_embeddings(embed, NUM_INSTANCES), instance_features() * 2)
+    assert embed_calls == [list(range(NUM_INSTANCES))]
+    sampler = make_sampler()
+    encode_seconds, build_seconds = refresh_from_shards(sampler, embed)
+    assert encode_seconds > 0 and build_seconds > 0 and not sampler.refresh_due
+    check_same_graph(sampler)  # one process: nothing to compare, no collective
+    with pytest.raises(ValueError, match=r"shape \(len\(indices\), d\); for 200 indices it returned \(200,\)"):
+        gather_embeddings(lambda indices: torch.zeros(len(indices)), NUM_INSTANCES)
+    with pytest.raises(TypeError, match="uniform sampler needs no refresh"):
+        refresh_from_shards(UniformBatchSampler(30, 4), embed)
 
 
 def test_prepared_loader_passes_the_epoch_on_and_stays_prepared(accelerator):
@@ -119,8 +154,15 @@ def test_two_processes_train_on_disjoint_halves_of_the_same_global_batches(tmp_p
         assert ranks[rank]["seen"] == replayed_batches(ranks[rank]["rebuilds"], num_replicas=2, rank=rank)
         assert ranks[rank]["epoch"] == 1 and ranks[rank]["weights_changed"]
     assert ranks[0]["seen"][:10] != ranks[0]["seen"][10:]
+    # Ranks given different embeddings are caught, on every rank, instead of hanging.
+    for rank in ranks:
+        assert "walk different graphs" in rank["errors"]["graph"]
+        assert "different (dim, dtype): [(4, 'torch.float32'), (5, 'torch.float32')]" in rank["errors"]["layout"]
 
 
 if __name__ == "__main__":
     process = Accelerator(cpu=True)
-    torch.save(train(process), Path(sys.argv[1]) / f"rank{process.process_index}.pt")
+    result = train(process) | {"errors": probe_mismatches(process.process_index)}
+    torch.save(result, Path(sys.argv[1]) / f"rank{process.process_index}.pt")
+    # Leaving the gloo group to interpreter shutdown can abort the process.
+    process.end_training()

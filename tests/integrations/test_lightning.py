@@ -17,12 +17,13 @@ pytest.importorskip("lightning")
 
 import lightning.pytorch as pl  # noqa: E402
 
+from dglbs import UniformBatchSampler  # noqa: E402
 from dglbs.integrations.lightning import SamplerCallback, replica_kwargs  # noqa: E402
 from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _multiprocess import (  # noqa: E402
-    BATCH_SIZE, EPOCHS, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
+    BATCH_SIZE, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
     run_processes,
 )
 
@@ -126,6 +127,21 @@ def test_resume_from_a_checkpoint_continues_with_the_same_batches(tmp_path):
     assert resumed.seen == whole.seen[20:]
 
 
+def test_a_uniform_sampler_reloaded_every_epoch_keeps_the_epoch_and_progress():
+    class Uniform(ContrastiveLinear):
+        def train_dataloader(self):
+            self.sampler = UniformBatchSampler(NUM_INSTANCES, BATCH_SIZE, seed=5)
+            return DataLoader(IndexedFeatures(self.features), batch_sampler=self.sampler)
+
+    module = Uniform()
+    lightning_trainer(SamplerCallback(), reload_dataloaders_every_n_epochs=1).fit(module)
+    # Epoch 1 ran on a new sampler: told its epoch, and caught up with the 20 steps of epoch 0.
+    assert module.sampler.epoch == 1 and module.sampler.global_step == 40
+    reference = UniformBatchSampler(NUM_INSTANCES, BATCH_SIZE, seed=5)
+    reference.set_epoch(1)
+    assert module.seen[20:] == list(reference) != module.seen[:20]
+
+
 def test_callback_rejects_samplers_lightning_or_the_module_cannot_drive():
     with pytest.raises(ValueError, match="rank 0 of 1.*replica_kwargs"):
         lightning_trainer(SamplerCallback(), max_epochs=1).fit(ContrastiveLinear({"num_replicas": 2, "rank": 0}))
@@ -181,6 +197,8 @@ def run_ddp_rank(out_dir: Path) -> None:
     result = {"seen": module.seen, "rebuilds": module.sampler.rebuilds,
               "metrics": {key: float(value) for key, value in trainer.callback_metrics.items()}}
     torch.save(result, out_dir / f"rank{trainer.global_rank}.pt")
+    # Leaving the gloo group to interpreter shutdown can abort the process.
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
