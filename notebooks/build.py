@@ -1,17 +1,22 @@
 """Generate the TU notebooks from the example code, so they never drift from it.
 
-Every notebook imports ``examples/graph_tu.py`` and only adds plotting; its cells
-are written here. Regenerate (and optionally execute) with
+Every notebook imports ``dglbs_examples.graph_tu`` (``examples/graph_tu.py``) and
+only adds plotting; its cells are written here. Regenerate (and optionally execute) with
 
     python notebooks/build.py            # write notebooks/tu_<dataset>.ipynb
     python notebooks/build.py --execute  # ... and run them in place (full settings)
 
-The test suite checks the committed notebooks' cells equal what this script
-writes, and executes them with ``DGLBS_NOTEBOOK_SMOKE=1`` (one epoch, one seed).
+Executed outputs are cleaned of what depends on the machine that ran them: warning
+lines (e.g. tqdm's ``TqdmWarning`` when ipywidgets is missing) and absolute paths
+(the data folder becomes ``<data dir>``, the home folder ``~``). The test suite
+checks the committed notebooks' cells equal what this script writes and their
+outputs are clean, and executes them with ``DGLBS_NOTEBOOK_SMOKE=1`` (one epoch,
+one seed).
 """
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import nbformat
@@ -19,13 +24,20 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 DATASETS = ("MUTAG", "IMDB-BINARY")
 
+WARNING_LINES = re.compile(r"^.*\b\w*Warning: .*\n(?:  .*\n)?", re.MULTILINE)
+"""A ``warnings`` message and the source line Python prints under it."""
+
 INTRO = """# BatchSampler on {dataset}
 
 GraphCL on the TU dataset **{dataset}**, trained with the uniform sampler, the kNN
 sampler and BatchSampler (proximity graph + random walk with restart), then scored
 with an SVM on frozen embeddings (10-fold CV). The training code is
-`examples/graph_tu.py`; this notebook adds the plots of the paper's Figures 4-5:
-in-batch cosine similarities and the false-negative rate over training."""
+`examples/graph_tu.py` (installed as `dglbs_examples.graph_tu`); this notebook adds
+the plots of the paper's Figures 4-5: in-batch cosine similarities and the
+false-negative rate over training.
+
+Open it with `pip install -c constraints.txt -e ".[notebooks]" && jupyter notebook notebooks/`;
+the data folder is `$DGLBS_DATA` or the default one (see `dglbs.data.paths`)."""
 
 PARAMETERS = """import os
 
@@ -37,20 +49,15 @@ SVM_FOLDS = 10
 if os.environ.get("DGLBS_NOTEBOOK_SMOKE"):  # the test suite runs a tiny version
     SEEDS, EPOCHS, SVM_FOLDS = [0], 1, 3"""
 
-SETUP = """import sys
-from pathlib import Path
-
-import matplotlib.pyplot as plt
+SETUP = """import matplotlib.pyplot as plt
 import torch
 
-sys.path.insert(0, str(Path.cwd().parent / "examples"))
-from graph_tu import Config, make_sampler, run, summary_table  # noqa: E402
+from dglbs.data.tu import TUDataset
+from dglbs.diagnostics import false_negative_rate, pairwise_cosine
+from dglbs_examples.graph_tu import Config, make_sampler, run, summary_table
 
-from dglbs.data.tu import TUDataset  # noqa: E402
-from dglbs.diagnostics import false_negative_rate, pairwise_cosine  # noqa: E402
-
-dataset = TUDataset(DATASET)
-dataset"""
+dataset = TUDataset(DATASET)  # from $DGLBS_DATA/tu, or the default data folder's tu/
+print(f"{DATASET}: {len(dataset)} graphs, node features of width {dataset.feat_dim}")"""
 
 TRAIN = """results = [
     run(Config(dataset=DATASET, sampler=sampler, seed=seed, epochs=EPOCHS, svm_folds=SVM_FOLDS), dataset)
@@ -111,6 +118,35 @@ def notebook(dataset: str) -> nbformat.NotebookNode:
     return book
 
 
+def clean_outputs(book: nbformat.NotebookNode, replacements: dict[str, str] | None = None) -> None:
+    """Drop warning lines from the stream outputs of an executed notebook and replace
+    machine-specific paths in all text outputs (default: the data folder by
+    ``<data dir>``, the home folder by ``~``), in place. Streams left empty are removed."""
+    if replacements is None:
+        from dglbs.data.paths import default_data_dir
+
+        replacements = {str(default_data_dir()): "<data dir>", str(Path.home()): "~"}
+
+    def replace(text: str) -> str:
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        return text
+
+    for cell in book.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                output.text = replace(WARNING_LINES.sub("", output.text))
+                if not output.text:
+                    continue
+            elif "data" in output and "text/plain" in output.data:
+                output.data["text/plain"] = replace(output.data["text/plain"])
+            outputs.append(output)
+        cell.outputs = outputs
+
+
 def path_of(dataset: str) -> Path:
     return HERE / f"tu_{dataset.lower().replace('-', '_')}.ipynb"
 
@@ -125,6 +161,7 @@ def main() -> None:
             from nbclient import NotebookClient
 
             NotebookClient(book, timeout=3600, resources={"metadata": {"path": str(HERE)}}).execute()
+            clean_outputs(book)
         nbformat.write(book, path_of(dataset))
         print(f"wrote {path_of(dataset)}")
 
