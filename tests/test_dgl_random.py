@@ -1,0 +1,45 @@
+"""Walks depend on the seed alone: not on the process, the thread count, or dgl.seed calls."""
+import subprocess
+import sys
+
+import pytest
+
+PROGRAM = """
+import sys
+import torch
+import dglbs, dgl
+from dglbs import WalkBatchSampler
+torch.set_num_threads(int(sys.argv[1]))
+if sys.argv[2] == "user-seed":
+    # What many DGL scripts do: seed DGL on all threads and draw before sampling.
+    dgl.seed(123)
+    graph = dgl.rand_graph(500, 5000)
+    dgl.sampling.random_walk(graph, torch.arange(500).repeat(50), length=5)
+sampler = WalkBatchSampler(400, 32, num_candidates=60, num_neighbors=8, seed=3)
+sampler.set_embeddings(torch.randn(400, 8, generator=torch.Generator().manual_seed(0)))
+batches = [batch for epoch in range(2) for batch in (sampler.set_epoch(epoch) or list(sampler))]
+import hashlib
+print(hashlib.sha256(str(batches).encode()).hexdigest())
+"""
+
+
+def test_batches_are_the_same_in_every_process_whatever_the_program_seeded():
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", PROGRAM, threads, mode], capture_output=True, text=True, timeout=120, check=True
+        ).stdout.strip()
+        for threads, mode in [("1", "plain"), ("2", "plain"), ("2", "user-seed"), ("1", "user-seed")]
+    }
+    assert len(outputs) == 1, outputs
+
+
+def test_seeds_do_not_replay_each_other_across_epochs():
+    from dglbs import UniformBatchSampler
+
+    def epoch_batches(seed, epoch):
+        sampler = UniformBatchSampler(100, 10, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert epoch_batches(0, 1) != epoch_batches(1, 0)
+    assert epoch_batches(5, 3) != epoch_batches(6, 2)
