@@ -19,7 +19,8 @@ def cliques(num, size):
 
 
 def walk(n, b, **kwargs):
-    return WalkBatchSampler(n, b, num_candidates=min(50, n - 1), num_neighbors=min(10, n - 1), **kwargs)
+    options = {"num_candidates": min(50, n - 1), "num_neighbors": min(10, n - 1), "epoch_policy": "cover"}
+    return WalkBatchSampler(n, b, **(options | kwargs))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -35,7 +36,7 @@ def test_a_covering_epoch_of_cliques_is_the_cliques(strategy):
 def test_knn_covering_epoch_of_clusters_is_the_clusters():
     centres = torch.eye(4) * 10
     embeddings = centres.repeat_interleave(16, 0) + 0.01 * torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
-    sampler = KNNBatchSampler(64, 16)
+    sampler = KNNBatchSampler(64, 16, epoch_policy="cover")
     sampler.set_embeddings(embeddings)
     assert sorted(sorted(batch) for batch in sampler) == [list(range(i, i + 16)) for i in range(0, 64, 16)]
 
@@ -48,7 +49,7 @@ def test_covering_epoch_partitions_the_data_on_every_rank_layout(kind, replicas,
     ranks = []
     for rank in range(replicas):
         if kind == "knn":
-            sampler = KNNBatchSampler(n, b, num_replicas=replicas, rank=rank, drop_last=drop_last, chunk_size=4)
+            sampler = KNNBatchSampler(n, b, num_replicas=replicas, rank=rank, drop_last=drop_last, chunk_size=4, epoch_policy="cover")
         else:
             sampler = walk(n, b, strategy=kind, num_replicas=replicas, rank=rank, drop_last=drop_last, chunk_size=4)
         sampler.set_embeddings(torch.randn(n, 6, generator=torch.Generator().manual_seed(1)))
@@ -83,7 +84,7 @@ def test_independent_epochs_miss_instances_that_covering_epochs_train_on():
 def test_covering_resume_after_a_mid_epoch_refresh(kind):
     def make():
         if kind == "knn":
-            sampler = KNNBatchSampler(300, 16, chunk_size=5)
+            sampler = KNNBatchSampler(300, 16, chunk_size=5, epoch_policy="cover")
         else:
             sampler = walk(300, 16, strategy=kind, chunk_size=5)
         sampler.set_embeddings(torch.randn(300, 6, generator=torch.Generator().manual_seed(0)))
