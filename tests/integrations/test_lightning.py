@@ -127,6 +127,14 @@ def test_resume_from_a_checkpoint_continues_with_the_same_batches(tmp_path):
     assert resumed.seen == whole.seen[20:]
 
 
+def test_a_given_embed_callable_replaces_embed_instances():
+    module = ContrastiveLinear()
+    callback = SamplerCallback(embed=lambda pl_module, indices: 2 * pl_module.encoder(pl_module.features[indices]))
+    lightning_trainer(callback, max_epochs=1).fit(module)
+    assert len(module.sampler.rebuilds) == 1
+    assert torch.allclose(module.sampler.rebuilds[0][1], 2 * initial_encoder()(instance_features()))
+
+
 def test_a_uniform_sampler_reloaded_every_epoch_keeps_the_epoch_and_progress():
     class Uniform(ContrastiveLinear):
         def train_dataloader(self):
