@@ -243,6 +243,31 @@ def test_graph_data_loader_and_collate_batch_alike() -> None:
         collate([])
 
 
+def test_sorted_files_match_the_general_path(tmp_path: Path) -> None:
+    # Edges sorted without duplicates and nodes listed graph by graph (as COLLAB) are
+    # taken as they are; a duplicate edge appended at the end forces the sorting path,
+    # which must drop it and give the same graphs.
+    edges = [(1, 2), (1, 3), (2, 1), (3, 1), (4, 5), (5, 4), (5, 6), (6, 6)]
+    sorted_files = {
+        "A": "".join(f"{u}, {v}\n" for u, v in edges),
+        "graph_indicator": "1\n1\n1\n2\n2\n2\n3\n",
+        "graph_labels": "0\n1\n0\n",
+        "node_labels": "4\n5\n4\n6\n5\n4\n6\n",
+        "edge_labels": "".join(f"{i}\n" for i in range(len(edges))),
+    }
+    fast = TUDataset("SORTED", write_tu(tmp_path, "SORTED", sorted_files))
+    with_duplicate = {
+        **sorted_files,
+        "A": sorted_files["A"] + "1, 3\n",
+        "edge_labels": sorted_files["edge_labels"] + "99\n",
+    }
+    general = TUDataset("DUPED", write_tu(tmp_path, "DUPED", with_duplicate))
+    assert_same_dataset(fast, general)
+    assert edge_list(fast.graphs[1]) == [(0, 1), (1, 0), (1, 2), (2, 2)]
+    assert fast.graphs[1].edata["label"].tolist() == [4, 5, 6, 7]
+    assert [g.num_nodes() for g in fast.graphs] == [3, 3, 1]
+
+
 def test_large_synthetic_dataset(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     num_graphs, nodes_per_graph, edges_per_graph = 2000, 250, 500
@@ -415,6 +440,12 @@ def test_small_blocks_cut_lines_anywhere(
     bad = {**files, "A": "1, 2\n" * 20 + "2, x\n"}
     with pytest.raises(ValueError, match=r"BAD_A\.txt: line 21 \('2, x'\) does not hold integers"):
         TUDataset("BAD", WRITERS[layout](tmp_path / "bad", "BAD", bad), cache=False)
+    # Edges are checked in blocks too.
+    monkeypatch.setattr(tu, "_EDGE_BLOCK", 2)
+    across = {kind: text for kind, text in files.items() if kind != "edge_labels"}
+    across["A"] = "1, 2\n2, 1\n2, 3\n3, 2\n1, 5\n"
+    with pytest.raises(ValueError, match=r"BAD_A\.txt: line 5 joins node 1 of graph 1 to node 5 of graph 2"):
+        TUDataset("BAD", WRITERS[layout](tmp_path / "across", "BAD", across), cache=False)
 
 
 @pytest.mark.parametrize(
