@@ -114,6 +114,13 @@ def stream_is_canonical() -> bool | None:
     return _walk_thread().fingerprint == reference
 
 
+def on_walk_thread(call: Callable[..., T], *args: Any) -> T:
+    """Run ``call(*args)`` on the walk thread and return its result (directly when
+    already there). Code that makes many DGL walks runs whole on that thread, so it
+    pays one hand-over instead of one per walk."""
+    return _walk_thread().run(call, *args)
+
+
 def random_walk_traces(
     graph: dgl.DGLGraph, nodes: torch.Tensor, length: int, restart: torch.Tensor, seed: int
 ) -> torch.Tensor:

@@ -45,7 +45,7 @@ import dgl
 import torch
 
 from ._checks import check_int, check_probability
-from ._dgl_random import random_walk_traces, start
+from ._dgl_random import on_walk_thread, random_walk_traces, start
 
 STRATEGIES = ("rwr", "rw", "bfs", "dfs")
 
@@ -64,6 +64,10 @@ STALL_ROUNDS = 4
 """Poor rounds in a row (each sized by the yield of the last) after which a
 batch continues from fresh seeds; at once when no node it may collect is one move
 away."""
+
+_EXCLUSIVE_ROUND_GROWTH = 16
+"""Most traces a round of exclusive batches draws, relative to the first round
+(2 otherwise)."""
 
 MAX_ROUNDS = 16
 """Rounds of a random walk after which batches still short are filled uniformly."""
@@ -188,7 +192,7 @@ class GraphWalker:
             elif strategy == "bfs":
                 self._bfs(batches)
             else:
-                self._walk(batches, strategy == "rw", restart_prob)
+                on_walk_thread(self._walk, batches, strategy == "rw", restart_prob)
         return batches.ids
 
     def _check_taken(self, taken: torch.Tensor, seeds: torch.Tensor, batch_size: int) -> None:
@@ -217,7 +221,10 @@ class GraphWalker:
         # Late rounds look for the last few nodes, which revisits make hard to find:
         # never draw fewer than half the first round's traces before calling a stall.
         first_traces = math.ceil(_TRACE_SURPLUS * size / expected_moves)
-        min_traces, max_traces = math.ceil(first_traces / 2), 2 * first_traces
+        # Exclusive batches late in an epoch find a free node in few moves: let their
+        # rounds grow further, since a round costs more than its moves.
+        growth = _EXCLUSIVE_ROUND_GROWTH if batches.taken is not None else 2
+        min_traces, max_traces = math.ceil(first_traces / 2), growth * first_traces
         walkers = batches.ids[:, :1].clone()
         yield_per_trace = torch.full((batches.ids.shape[0],), expected_moves, dtype=torch.float64)
         poor_rounds = torch.zeros_like(batches.count)
@@ -296,14 +303,16 @@ class GraphWalker:
         finds a node the row can collect."""
         if not rows.numel():
             return torch.zeros(0, dtype=torch.bool)
-        members = torch.sort(torch.where(rows >= 0, rows, self.num_nodes), dim=1).values
         neighbors = self.neighbor_table[sources.clamp_min(0)].long()
         neighbors[sources < 0] = -1
         neighbors = neighbors.view(rows.shape[0], -1)
+        if taken is not None:
+            # Exclusive batches: every member is taken, so a lookup in the mask suffices.
+            inside = taken[neighbors.clamp_min(0)] | (neighbors < 0)
+            return inside.all(dim=1)
+        members = torch.sort(torch.where(rows >= 0, rows, self.num_nodes), dim=1).values
         found = torch.searchsorted(members, neighbors.clamp_min(0)).clamp_max(rows.shape[1] - 1)
         inside = (members.gather(1, found) == neighbors) | (neighbors < 0)
-        if taken is not None:
-            inside |= taken[neighbors.clamp_min(0)]
         return inside.all(dim=1)
 
     def _bfs(self, batches: _Batches) -> None:

@@ -8,6 +8,7 @@ import dgl
 import torch
 
 from .._checks import check_int
+from .._dgl_random import on_walk_thread
 from .._seeds import generator_for
 from ..knn import knn_graph
 from ..proximity import DEFAULT_MEMORY_BUDGET, check_memory_budget, proximity_graph
@@ -168,7 +169,13 @@ class WalkBatchSampler(EmbeddingBatchSampler):
         self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
     ) -> torch.Tensor:
         # One batch at a time, so each grows from an instance no earlier batch took
-        # (grown together, two seeds of one chunk could split a cluster between them).
+        # (grown together, two seeds of one chunk could split a cluster between them);
+        # all on the walk thread, so the many small walks pay one hand-over.
+        return on_walk_thread(self._cover_batches_here, count, used, parameter, generator)
+
+    def _cover_batches_here(
+        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+    ) -> torch.Tensor:
         batches = [
             self.walker.batches(
                 self._unused_seeds(used, 1), self.global_batch_size, strategy=self.strategy,
