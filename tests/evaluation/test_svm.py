@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.svm import SVC
 
-from dglbs.evaluation.svm import svm_cross_val, summarize
+from dglbs.evaluation.svm import KERNELS, svm_cross_val, summarize
 
 FAST = {"Cs": (0.1, 10.0)}
 
@@ -87,3 +91,46 @@ def test_summarize():
     for bad in ([], [1.0, float("nan")], [[0.1, 0.2]]):
         with pytest.raises(ValueError, match="finite"):
             summarize(bad)
+
+
+def grid_search_cv(x, y, *, folds, Cs, seed, inner_folds, kernel):
+    """GraphCL's protocol with plain scikit-learn: GridSearchCV(SVC) on every outer split."""
+    y = np.unique(y, return_inverse=True)[1]
+    accuracies, best_cs = [], []
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y):
+        search = GridSearchCV(SVC(kernel=kernel), {"C": list(Cs)}, cv=inner_folds, scoring="accuracy")
+        search.fit(x[train], y[train])
+        accuracies.append(float(search.score(x[test], y[test])))
+        best_cs.append(float(search.best_params_["C"]))
+    return accuracies, best_cs
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_same_results_as_grid_search_cv(kernel):
+    # Overlapping classes, so that accuracies differ between folds and C values,
+    # float32 input as an encoder gives, and the full grid of C.
+    x, y = blobs(40, 3, 6, gap=0.8, seed=4)
+    x = (x * 3.0).astype(np.float32)
+    settings = {"folds": 5, "Cs": (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), "seed": 3, "inner_folds": 3}
+    accuracies, best_cs = grid_search_cv(x, y, kernel=kernel, **settings)
+    assert len(set(accuracies)) > 1  # a test that can tell (rbf, linear and sigmoid also vary in C)
+    for n_jobs in (1, 2):
+        result = svm_cross_val(x, y, kernel=kernel, n_jobs=n_jobs, **settings)
+        assert result["fold_accuracies"] == accuracies
+        assert result["best_C"] == best_cs
+
+
+def test_logs_one_line_per_outer_fold(caplog):
+    x, y = blobs(20, 2, 4, gap=1.0, seed=5)
+    with caplog.at_level(logging.INFO, logger="dglbs.evaluation.svm"):
+        result = svm_cross_val(x, y, folds=4, progress=False, **FAST)
+    fold_lines = [m for m in caplog.messages if m.startswith("SVM fold ")]
+    assert [m.split(":")[0] for m in fold_lines] == [f"SVM fold {k}/4" for k in range(1, 5)]
+    assert all(f"C={c:g} chosen" in m for m, c in zip(fold_lines, result["best_C"]))
+    assert caplog.messages[-1].startswith(f"SVM 4-fold accuracy {result['mean']:.4f}")
+
+
+def test_unsupported_kernel_is_named():
+    x, y = blobs(20, 2, 4, gap=1.0)
+    with pytest.raises(ValueError, match=r"kernel must be one of .*got 'precomputed'"):
+        svm_cross_val(x, y, kernel="precomputed")
