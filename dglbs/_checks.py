@@ -71,6 +71,8 @@ def normalize_rows(embeddings: torch.Tensor) -> torch.Tensor:
     """
     embeddings = embeddings.detach()
     dtype = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
-    scale = embeddings.abs().amax(dim=1, keepdim=True)
-    scaled = embeddings / torch.where(scale > 0, scale, torch.ones_like(scale))
-    return torch.nn.functional.normalize(scaled.to(dtype), dim=1)
+    # The largest magnitude per row is a reduction: no temporary copy of the rows.
+    scale = torch.linalg.vector_norm(embeddings, ord=float("inf"), dim=1, keepdim=True).to(dtype)
+    unit = embeddings.to(dtype) / torch.where(scale > 0, scale, torch.ones_like(scale))
+    norm = torch.linalg.vector_norm(unit, dim=1, keepdim=True)
+    return unit.div_(torch.where(norm > 0, norm, torch.ones_like(norm)))

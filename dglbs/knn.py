@@ -4,7 +4,7 @@ from __future__ import annotations
 import dgl
 import torch
 
-from ._checks import check_embeddings, check_int
+from ._checks import check_embeddings, check_int, normalize_rows
 from .proximity import DEFAULT_MEMORY_BUDGET, graph_from_neighbors, proximity_graph
 
 BACKENDS = ("torch", "faiss")
@@ -16,6 +16,7 @@ def knn_graph(
     *,
     backend: str = "torch",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    normalize: bool = False,
 ) -> dgl.DGLGraph:
     """Build the exact kNN graph by inner product.
 
@@ -31,6 +32,8 @@ def knn_graph(
         on the CPU (needs the ``faiss`` extra).
     memory_budget : int
         Scratch bytes per block for the ``"torch"`` backend.
+    normalize : bool
+        Use cosine similarity (rows scaled to unit norm without overflow).
 
     Returns
     -------
@@ -49,9 +52,9 @@ def knn_graph(
         # Every row's candidate set is all other nodes, so the draw is not random.
         return proximity_graph(
             embeddings, num_nodes - 1, num_neighbors,
-            generator=torch.Generator().manual_seed(0), memory_budget=memory_budget,
+            generator=torch.Generator().manual_seed(0), memory_budget=memory_budget, normalize=normalize,
         )
-    return _faiss_knn_graph(embeddings, num_neighbors)
+    return _faiss_knn_graph(normalize_rows(embeddings) if normalize else embeddings, num_neighbors)
 
 
 def _faiss_knn_graph(embeddings: torch.Tensor, num_neighbors: int) -> dgl.DGLGraph:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import dgl
 import torch
 
-from ._checks import check_embeddings, check_int
+from ._checks import check_embeddings, check_int, normalize_rows
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 """Bytes of scratch memory a graph build may use beyond its inputs and outputs."""
@@ -111,6 +111,7 @@ def proximity_graph(
     generator: torch.Generator | None = None,
     block_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    normalize: bool = False,
 ) -> dgl.DGLGraph:
     """Build the proximity graph of ``N`` instances from their embeddings.
 
@@ -136,6 +137,9 @@ def proximity_graph(
         Bytes of scratch memory (scores and top-K) a block may use, at least
         ``MIN_BLOCK_ROWS`` rows' worth (``12 * (M + 1)`` bytes a row). An
         ``N x M x d`` tensor is never formed.
+    normalize : bool
+        Use cosine similarity: rows are scaled to unit norm block by block (without
+        overflow), so no normalised ``N x d`` copy is ever held.
 
     Returns
     -------
@@ -147,7 +151,7 @@ def proximity_graph(
         a hub. ``edata["sim"]`` (float32, shape ``(N*K,)``) holds the inner products.
         The id type is int32 when ``N * K < 2**31``.
     """
-    embeddings = similarity_dtype(check_embeddings(embeddings))
+    embeddings = check_embeddings(embeddings).detach()
     num_nodes = embeddings.shape[0]
     if num_nodes < 2:
         raise ValueError(f"a proximity graph needs at least 2 instances, got N={num_nodes}")
@@ -174,7 +178,7 @@ def proximity_graph(
     for block in candidate_blocks(num_nodes, num_candidates, block_size, generator):
         rows = block.rows.to(device)
         candidates = block.candidates.to(device)
-        scores = embeddings[rows] @ embeddings[candidates].T
+        scores = similarity_rows(embeddings[rows], normalize) @ similarity_rows(embeddings[candidates], normalize).T
         scores[torch.arange(rows.numel(), device=device), block.dropped.to(device)] = -torch.inf
         top_scores, top_columns = top_k_random_ties(scores, num_neighbors, generator)
         neighbors[block.rows] = candidates[top_columns].cpu().to(idtype)
@@ -182,9 +186,12 @@ def proximity_graph(
     return graph_from_neighbors(neighbors, similarities)
 
 
-def similarity_dtype(embeddings: torch.Tensor) -> torch.Tensor:
-    """``embeddings`` detached, in the precision similarities are computed in:
-    float32 for half precision (float16 inner products overflow at 65504), else as is."""
+def similarity_rows(embeddings: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """Rows as similarities are computed from: unit-norm (``normalize``, see
+    :func:`~dglbs._checks.normalize_rows`), and float32 for half precision (float16
+    inner products overflow at 65504); detached."""
+    if normalize:
+        return normalize_rows(embeddings)
     embeddings = embeddings.detach()
     if embeddings.dtype in (torch.float16, torch.bfloat16):
         embeddings = embeddings.float()

@@ -192,3 +192,13 @@ def test_a_budget_below_sixteen_rows_is_refused_with_the_minimum():
 def test_empty_feature_dimension_is_refused():
     with pytest.raises(ValueError, match=r"shape \(5, 0\): zero dimensions"):
         proximity_graph(torch.zeros(5, 0), 2, 1)
+
+
+def test_normalize_gives_cosine_similarities_without_overflow():
+    embeddings = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
+    huge = embeddings * 1e30  # finite, but its squared norm overflows float32
+    cosine = proximity_graph(torch.nn.functional.normalize(embeddings, dim=1), 49, 5,
+                             generator=torch.Generator().manual_seed(0))
+    graph = proximity_graph(huge, 49, 5, generator=torch.Generator().manual_seed(0), normalize=True)
+    assert torch.equal(graph.edges()[1], cosine.edges()[1])
+    assert torch.allclose(graph.edata["sim"], cosine.edata["sim"], atol=1e-6)

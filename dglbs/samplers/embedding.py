@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_embeddings, check_int, check_probability, normalize_rows
+from .._checks import check_embeddings, check_int, check_probability
 from .._seeds import generator_for
 from .base import ContrastiveBatchSampler
 
@@ -122,10 +122,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
             runs there). Detached; with ``normalize``, rows are scaled to unit norm
             without overflow (all-zero rows stay zero).
         """
-        embeddings = check_embeddings(embeddings, num_instances=self.num_instances).detach()
-        if self.normalize:
-            embeddings = normalize_rows(embeddings)
-        self._build(embeddings)
+        self._build(check_embeddings(embeddings, num_instances=self.num_instances).detach())
         self._mark_refreshed()
 
     def _mark_refreshed(self) -> None:
@@ -136,7 +133,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         self._chunk = None
 
     def _build(self, embeddings: torch.Tensor) -> None:
-        """Turn checked, normalised embeddings into the sampler's search structure."""
+        """Turn checked embeddings into the sampler's search structure (normalising
+        them when ``self.normalize``)."""
         raise NotImplementedError
 
     @property

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from .._checks import check_embeddings
-from ..proximity import DEFAULT_MEMORY_BUDGET, check_memory_budget, similarity_dtype, top_k_random_ties
+from ..proximity import DEFAULT_MEMORY_BUDGET, check_memory_budget, similarity_rows, top_k_random_ties
 from .embedding import EmbeddingBatchSampler
 
 
@@ -35,7 +35,7 @@ class KNNBatchSampler(EmbeddingBatchSampler):
         self.embeddings: torch.Tensor | None = None
 
     def _build(self, embeddings: torch.Tensor) -> None:
-        self.embeddings = similarity_dtype(embeddings)
+        self.embeddings = similarity_rows(embeddings, self.normalize)
 
     def _nearest(
         self, seeds: torch.Tensor, exclude: torch.Tensor | None, generator: torch.Generator

@@ -121,14 +121,13 @@ class WalkBatchSampler(EmbeddingBatchSampler):
 
     def _build(self, embeddings: torch.Tensor) -> None:
         if self.graph_kind == "knn":
-            graph = knn_graph(embeddings, self.num_neighbors, memory_budget=self.memory_budget)
+            graph = knn_graph(embeddings, self.num_neighbors, memory_budget=self.memory_budget, normalize=self.normalize)
         else:
-            # One candidate stream per refresh, reproducible from the seed (a tuple of
-            # ints hashes the same in every process).
+            # One candidate stream per refresh, reproducible from the seed.
             generator = generator_for(self.seed, GRAPH_STREAM, self.graph_version)
             graph = proximity_graph(
                 embeddings, self.num_candidates, self.num_neighbors,
-                generator=generator, memory_budget=self.memory_budget,
+                generator=generator, memory_budget=self.memory_budget, normalize=self.normalize,
             )
         self._use_graph(graph)
 
