@@ -156,12 +156,13 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
                              "graph refreshes and checkpoints DEBUG (default: INFO)")
 
 
-class TqdmHandler(logging.StreamHandler):
-    """Writes records through ``tqdm.write``, so they do not break an active progress bar."""
+class TqdmHandler(logging.Handler):
+    """Writes records to the current ``sys.stderr`` through ``tqdm.write``, so they do
+    not break an active progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(self.format(record), file=self.stream)
+            tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging's own contract: never raise from emit
             self.handleError(record)
 
@@ -173,7 +174,7 @@ def configure_logging(level: str = "INFO", loggers: Sequence[str] = ("dglbs", "d
     """
     if level not in LOG_LEVELS:
         raise ValueError(f"level must be one of {LOG_LEVELS}, got {level!r}")
-    handler = TqdmHandler(sys.stderr)
+    handler = TqdmHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     for name in loggers:
         logger = logging.getLogger(name)

@@ -1,10 +1,26 @@
-"""Fixtures shared by the language tests: a tiny random BERT and the bundled STS data."""
+"""Shared fixtures: the dglbs loggers reset after each test (commands configure them), a
+tiny random BERT and the bundled STS data."""
+import logging
 from pathlib import Path
 
 import pytest
 import torch
 
 from dglbs.data.paths import default_data_dir
+
+COMMAND_LOGGERS = ("dglbs", "dglbs_examples")
+
+
+@pytest.fixture(autouse=True)
+def restore_command_loggers():
+    """A command's ``configure_logging`` must not change the loggers of the tests after it."""
+    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers)) for name in COMMAND_LOGGERS}
+    yield
+    for name, (level, handlers) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+
 
 TINY_BERT_WORDS = (
     "a an the man woman child dog cat is are plays runs eats sleeps guitar ball fish grass in on park house"

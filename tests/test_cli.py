@@ -101,21 +101,16 @@ def test_shared_arguments_parse_progress_and_log_level():
 
 
 def test_configure_logging_writes_dglbs_records_to_stderr_once(capsys):
+    # tests/conftest.py puts the loggers back as they were after the test.
     logger = logging.getLogger("dglbs.trainer")
-    try:
-        configure_logging("INFO")
-        configure_logging("INFO")  # again: still one handler
-        logger.info("epoch 0: loss 1.0")
-        logger.debug("hidden at INFO")
-        err = capsys.readouterr().err
-        assert err.count("epoch 0: loss 1.0") == 1 and "hidden" not in err
-        with pytest.raises(ValueError, match="level must be one of"):
-            configure_logging("LOUD")
-    finally:
-        for name in ("dglbs", "dglbs_examples"):
-            for handler in [h for h in logging.getLogger(name).handlers if isinstance(h, cli.TqdmHandler)]:
-                logging.getLogger(name).removeHandler(handler)
-            logging.getLogger(name).setLevel(logging.NOTSET)
+    configure_logging("INFO")
+    configure_logging("INFO")  # again: still one handler
+    logger.info("epoch 0: loss 1.0")
+    logger.debug("hidden at INFO")
+    err = capsys.readouterr().err
+    assert err.count("epoch 0: loss 1.0") == 1 and "hidden" not in err
+    with pytest.raises(ValueError, match="level must be one of"):
+        configure_logging("LOUD")
 
 
 def test_installed_default_data_folder_is_named_in_the_error(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ def test_run_trains_and_scores(mutag, method, loss, sampler):
     assert 0.4 <= result.accuracy <= 1.0
     assert result.embeddings.shape[0] == len(mutag)
     assert len(result.history) == 1 and math.isfinite(result.history[0]["loss"])
-    assert 0 <= result.sampler_share < 1
+    # A ratio of timings (sampling over the training step), not bounded by 1 on a loaded machine.
+    assert math.isfinite(result.sampler_share) and result.sampler_share >= 0
     assert "MUTAG" in summary_table([result])
 
 

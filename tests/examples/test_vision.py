@@ -18,5 +18,6 @@ def test_run_pretrains_and_probes(data, method, sampler, loss):
     result = run(config, data)
     assert 0.0 <= result.accuracy <= 1.0 and len(result.knn_accuracies) == 1
     assert math.isfinite(result.history[0]["loss"]) and result.history[0]["steps"] == math.ceil(300 / 64)
-    assert 0 <= result.sampler_share < 1
+    # A ratio of timings (sampling over the training step), not bounded by 1 on a loaded machine.
+    assert math.isfinite(result.sampler_share) and result.sampler_share >= 0
     assert "fashion-mnist" in summary_table([result])
