@@ -69,6 +69,9 @@ _EXCLUSIVE_ROUND_GROWTH = 16
 """Most traces a round of exclusive batches draws, relative to the first round
 (2 otherwise)."""
 
+_EXCLUSIVE_SURPLUS = 3.0
+"""``_TRACE_SURPLUS`` for exclusive batches."""
+
 MAX_ROUNDS = 16
 """Rounds of a random walk after which batches still short are filled uniformly."""
 
@@ -221,11 +224,16 @@ class GraphWalker:
         # Late rounds look for the last few nodes, which revisits make hard to find:
         # never draw fewer than half the first round's traces before calling a stall.
         first_traces = math.ceil(_TRACE_SURPLUS * size / expected_moves)
-        # Exclusive batches late in an epoch find a free node in few moves: let their
-        # rounds grow further, since a round costs more than its moves.
+        # Exclusive batches walk one at a time (covering epochs), where a round costs
+        # more than its moves: draw more per round, and let rounds grow further as
+        # free nodes get rare.
+        surplus = _EXCLUSIVE_SURPLUS if batches.taken is not None else _TRACE_SURPLUS
         growth = _EXCLUSIVE_ROUND_GROWTH if batches.taken is not None else 2
         min_traces, max_traces = math.ceil(first_traces / 2), growth * first_traces
         walkers = batches.ids[:, :1].clone()
+        if batches.taken is not None:
+            # Only free nodes count: expect a trace to find them in proportion.
+            expected_moves *= max(1.0 - float(batches.taken.float().mean()), 1.0 / size)
         yield_per_trace = torch.full((batches.ids.shape[0],), expected_moves, dtype=torch.float64)
         poor_rounds = torch.zeros_like(batches.count)
         for _ in range(MAX_ROUNDS):
@@ -238,7 +246,7 @@ class GraphWalker:
             if continue_walk:
                 traces = group_size
             else:
-                wanted = torch.ceil(_TRACE_SURPLUS * missing / yield_per_trace[rows]).long()
+                wanted = torch.ceil(surplus * missing / yield_per_trace[rows]).long()
                 traces = torch.maximum(wanted.clamp(min_traces, max_traces), group_size)
             # A lone walker's traces run to the plan's length (for rw: B moves). A group
             # of fresh seeds needs only a few nodes from each: its traces are cut at the
