@@ -138,8 +138,9 @@ def proximity_graph(
         ``MIN_BLOCK_ROWS`` rows' worth (``12 * (M + 1)`` bytes a row). An
         ``N x M x d`` tensor is never formed.
     normalize : bool
-        Use cosine similarity: rows are scaled to unit norm block by block (without
-        overflow), so no normalised ``N x d`` copy is ever held.
+        Use cosine similarity: rows are scaled to unit norm without overflow, at once
+        when a normalised copy fits ``memory_budget``, else block by block (so no
+        copy beyond the budget is ever held).
 
     Returns
     -------
@@ -171,6 +172,9 @@ def proximity_graph(
         generator = torch.Generator()
         generator.seed()
 
+    if normalize and embeddings.numel() * 4 <= memory_budget:
+        # Small enough to normalise once within the budget, instead of per block.
+        embeddings, normalize = normalize_rows(embeddings), False
     idtype = graph_idtype(num_nodes, num_neighbors)
     neighbors = torch.empty(num_nodes, num_neighbors, dtype=idtype)
     similarities = torch.empty(num_nodes, num_neighbors, dtype=torch.float32)
