@@ -8,11 +8,12 @@ TensorBoard when asked (``metrics_path``, ``tensorboard_dir``; see :mod:`dglbs.m
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ._checks import check_int
 from .bank import EmbeddingBank
 from .diagnostics import false_negative_rate, pairwise_cosine
 from .method import ContrastiveMethod
@@ -191,6 +193,8 @@ class Trainer:
         self._encode_seconds = 0.0
         self._graph_seconds = 0.0
         self._refreshes = 0
+        self._tally: dict[str, Any] | None = None
+        self._resumed_epoch: dict[str, Any] | None = None
 
     @property
     def needs_embeddings(self) -> bool:
@@ -288,6 +292,7 @@ class Trainer:
                 on_epoch_end(self, stats)
             self.metrics.write("epoch", stats, index=self.epoch)
             self.history.append(stats)
+            self._tally = None
             marks = self._cost_marks()
             self.epoch += 1
             self.save_checkpoint()
@@ -297,10 +302,32 @@ class Trainer:
         """Running totals the per-epoch costs are differences of."""
         return self.sampler.sampling_seconds, self._encode_seconds, self._graph_seconds, self._refreshes
 
+    def _epoch_so_far(self) -> dict[str, Any]:
+        """The running epoch's per-step figures and costs so far (saved in checkpoints,
+        so a resumed epoch's statistics cover the whole epoch)."""
+        tally = self._tally
+        now = self._cost_marks()
+        return {
+            "losses": list(tally["losses"]),
+            "similarities": list(tally["similarities"]),
+            "false_negatives": list(tally["false_negatives"]),
+            "step_seconds": tally["step_seconds"],
+            # Cost totals: what earlier processes spent plus this one's since the marks.
+            "costs": [carried + current - mark for carried, current, mark in zip(tally["costs"], now, tally["marks"])],
+        }
+
     def _train_epoch(self, total_steps: int, marks: tuple[float, float, float, int]) -> dict[str, Any]:
         sampler = self.sampler
-        sampling_start, encode_start, graph_start, refreshes_start = marks
-        losses, step_seconds, similarities, false_negatives = [], 0.0, [], []
+        if self._resumed_epoch is not None:
+            # Resumed mid-epoch: go on from the interrupted epoch's figures.
+            resumed, self._resumed_epoch = self._resumed_epoch, None
+            self._tally = {key: resumed[key] for key in ("losses", "similarities", "false_negatives", "step_seconds")}
+            self._tally |= {"costs": resumed["costs"], "marks": list(marks)}
+        else:
+            self._tally = {"losses": [], "similarities": [], "false_negatives": [], "step_seconds": 0.0,
+                           "costs": [0.0, 0.0, 0.0, 0], "marks": list(marks)}
+        tally = self._tally
+        losses, similarities, false_negatives = tally["losses"], tally["similarities"], tally["false_negatives"]
         bar = tqdm(total=len(sampler), initial=sampler.resume_position, desc=f"epoch {self.epoch}",
                    unit="step", disable=progress_disabled(self.progress), leave=False)
         for indices in sampler:
@@ -328,7 +355,7 @@ class Trainer:
             sampler.step()
             self.method.on_step_end(min(1.0, sampler.global_step / total_steps))
             seconds = time.perf_counter() - start
-            step_seconds += seconds
+            tally["step_seconds"] += seconds
 
             losses.append(loss.item())
             similarities.append(pairwise_cosine(z1).mean().item())
@@ -349,10 +376,9 @@ class Trainer:
         bar.close()
 
         steps = max(1, len(losses))
-        cost_s = (sampler.sampling_seconds - sampling_start) / steps
-        cost_g = self._graph_seconds - graph_start
-        encode = self._encode_seconds - encode_start
-        refreshes = self._refreshes - refreshes_start
+        sampling, encode, cost_g, refreshes = self._epoch_so_far()["costs"]
+        cost_s = sampling / steps
+        step_seconds = tally["step_seconds"]
         cost_t = step_seconds / steps
         stats = {
             "epoch": self.epoch,
@@ -378,6 +404,8 @@ class Trainer:
         )
         return stats
 
+    STATE_KEYS = ("epoch", "method", "optimizer", "lr_scheduler", "sampler", "history", "bank", "torch_rng", "epoch_so_far")
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
@@ -388,22 +416,104 @@ class Trainer:
             "history": self.history,
             "bank": None if self.bank is None else (self.bank.embeddings, self.bank.written),
             "torch_rng": torch.get_rng_state(),
+            "epoch_so_far": None if self._tally is None else self._epoch_so_far(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.lr_scheduler is not None:
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.epoch = state["epoch"]
-        self.history = list(state["history"])
-        if state["bank"] is not None:
-            embeddings, written = state["bank"]
-            self.bank = EmbeddingBank(*embeddings.shape, device=self.device)
-            self.bank.embeddings.copy_(embeddings)
-            self.bank.written.copy_(written)
-        torch.set_rng_state(state["torch_rng"])
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` of a trainer built the same way.
+
+        Every field is checked first; a checkpoint that does not fit raises
+        ``TypeError``/``ValueError`` naming the field, and leaves the trainer (model,
+        optimizer, scheduler, sampler, bank) exactly as it was.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"checkpoint must be a dict from Trainer.state_dict(), got {type(state).__name__}")
+        missing = sorted(set(self.STATE_KEYS) - state.keys())
+        unknown = sorted(state.keys() - set(self.STATE_KEYS))
+        if missing or unknown:
+            raise ValueError(
+                f"checkpoint does not fit this Trainer: missing keys {missing}, unknown keys {unknown}; "
+                "pass a file written by Trainer.save_checkpoint"
+            )
+        epoch = check_int("checkpoint['epoch']", state["epoch"], low=0)
+        history = state["history"]
+        if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history) or len(history) != epoch:
+            raise ValueError(
+                f"checkpoint['history'] must be a list of {epoch} per-epoch dicts (one per finished epoch), "
+                f"got {type(history).__name__} of length {len(history) if isinstance(history, list) else '-'}"
+            )
+        if (state["lr_scheduler"] is None) != (self.lr_scheduler is None):
+            raise ValueError(
+                "checkpoint['lr_scheduler'] does not match this Trainer: it was saved "
+                f"{'without' if state['lr_scheduler'] is None else 'with'} a learning-rate scheduler"
+            )
+        rng = state["torch_rng"]
+        if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.dim() != 1:
+            raise ValueError(f"checkpoint['torch_rng'] must be a 1-D uint8 tensor from torch.get_rng_state(), got {rng!r:.80}")
+        bank = self._parse_bank(state["bank"])
+        epoch_so_far = self._parse_epoch_so_far(state["epoch_so_far"], state["sampler"])
+        before = [copy.deepcopy(part.state_dict()) for part in self._restorable()]
+        field = "method"
+        try:
+            self.method.load_state_dict(state["method"])
+            field = "optimizer"
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.lr_scheduler is not None:
+                field = "lr_scheduler"
+                self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+            field = "sampler"
+            self.sampler.load_state_dict(state["sampler"])  # all or nothing by itself
+        except Exception as error:
+            for part, saved in zip(self._restorable(), before):
+                part.load_state_dict(saved)
+            raise ValueError(f"checkpoint[{field!r}] does not fit this Trainer: {error}") from error
+        self.epoch = epoch
+        self.history = list(history)
+        self.bank = bank
+        self._resumed_epoch = epoch_so_far
+        torch.set_rng_state(rng)
+
+    def _restorable(self) -> list[Any]:
+        parts = [self.method, self.optimizer]
+        return parts + ([self.lr_scheduler] if self.lr_scheduler is not None else [])
+
+    def _parse_bank(self, bank: object) -> EmbeddingBank | None:
+        if bank is None:
+            return None
+        if not isinstance(bank, (tuple, list)) or len(bank) != 2:
+            raise ValueError(f"checkpoint['bank'] must be None or (embeddings, written), got {type(bank).__name__}")
+        embeddings, written = bank
+        if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2 or embeddings.shape[0] != len(self.dataset):
+            raise ValueError(
+                f"checkpoint['bank'] embeddings must have shape ({len(self.dataset)}, d), got "
+                f"{tuple(getattr(embeddings, 'shape', ()))}"
+            )
+        if not isinstance(written, torch.Tensor) or written.dtype != torch.bool or written.shape != (len(self.dataset),):
+            raise ValueError(f"checkpoint['bank'] written must be a BoolTensor of shape ({len(self.dataset)},)")
+        restored = EmbeddingBank(*embeddings.shape, device=self.device)
+        restored.embeddings.copy_(embeddings)
+        restored.written.copy_(written)
+        return restored
+
+    def _parse_epoch_so_far(self, so_far: object, sampler_state: object) -> dict[str, Any] | None:
+        if so_far is None:
+            return None
+        keys = {"losses", "similarities", "false_negatives", "step_seconds", "costs"}
+        if not isinstance(so_far, dict) or set(so_far) != keys:
+            raise ValueError(f"checkpoint['epoch_so_far'] must be None or a dict with keys {sorted(keys)}")
+        for key in ("losses", "similarities", "false_negatives"):
+            if not isinstance(so_far[key], list) or not all(isinstance(value, float) for value in so_far[key]):
+                raise ValueError(f"checkpoint['epoch_so_far'][{key!r}] must be a list of floats")
+        position = sampler_state.get("position") if isinstance(sampler_state, Mapping) else None
+        if len(so_far["losses"]) != position:
+            raise ValueError(
+                f"checkpoint['epoch_so_far'] has {len(so_far['losses'])} steps but the sampler resumes "
+                f"after {position!r} batches; the checkpoint was not written by one Trainer at one time"
+            )
+        costs = so_far["costs"]
+        if not isinstance(costs, list) or len(costs) != 4 or not all(isinstance(value, (int, float)) for value in costs):
+            raise ValueError("checkpoint['epoch_so_far']['costs'] must be a list of 4 numbers")
+        return dict(so_far)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
         """Write the full training state to ``path`` (default: ``checkpoint_path``)

@@ -128,6 +128,62 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
     for name, value in reference.method.state_dict().items():
         assert torch.allclose(value, resumed.method.state_dict()[name]), name
     assert resumed.sampler.global_step == reference.sampler.global_step == 24
+    # The interrupted epoch's statistics cover all of it, not just the steps after the resume.
+    assert [stats["steps"] for stats in resumed.history] == [8, 8, 8]
+    for key in ("loss", "batch_similarity", "false_negative_rate"):
+        assert resumed.history[1][key] == pytest.approx(reference.history[1][key]), key
+    assert resumed.history[1]["refreshes"] == reference.history[1]["refreshes"]
+
+
+def checkpoint_state(tmp_path):
+    trainer = make_trainer(walk_sampler(), tmp_path, checkpoint_every=5)
+    original_step = trainer.sampler.step
+
+    def crash_after_step_6(num_steps=1):
+        original_step(num_steps)
+        if trainer.sampler.global_step == 6:
+            raise KeyboardInterrupt
+
+    trainer.sampler.step = crash_after_step_6
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(2)
+    return torch.load(tmp_path / "run.ckpt", weights_only=False)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"epoch": -1}, r"checkpoint\['epoch'\] must be >= 0"),
+        ({"history": [{}]}, r"checkpoint\['history'\] must be a list of 0"),
+        ({"torch_rng": torch.zeros(3)}, r"checkpoint\['torch_rng'\]"),
+        ({"bank": (torch.zeros(5, 4), torch.zeros(5, dtype=torch.bool))}, r"checkpoint\['bank'\] embeddings must have shape"),
+        ({"lr_scheduler": {}}, r"checkpoint\['lr_scheduler'\] does not match"),
+        ({"method": {"weight": torch.zeros(1)}}, r"checkpoint\['method'\] does not fit"),
+        ({"optimizer": {"state": {}, "param_groups": []}}, r"checkpoint\['optimizer'\] does not fit"),
+        ({"sampler": {"kind": "UniformBatchSampler"}, "epoch_so_far": None}, r"checkpoint\['sampler'\] does not fit"),
+        ({"epoch_so_far": {"losses": [1.0]}}, r"checkpoint\['epoch_so_far'\]"),
+        ({"unexpected": 1}, "unknown keys"),
+    ],
+)
+def test_a_checkpoint_that_does_not_fit_is_named_and_changes_nothing(tmp_path, change, match):
+    state = checkpoint_state(tmp_path) | change
+    trainer = make_trainer(walk_sampler())
+    parameters = {name: value.clone() for name, value in trainer.method.state_dict().items()}
+    optimizer = repr(trainer.optimizer.state_dict())
+    sampler = trainer.sampler.state_dict()
+    with pytest.raises((TypeError, ValueError), match=match):
+        trainer.load_state_dict(state)
+    assert all(torch.equal(value, trainer.method.state_dict()[name]) for name, value in parameters.items())
+    assert repr(trainer.optimizer.state_dict()) == optimizer
+    assert trainer.sampler.state_dict().keys() == sampler.keys() and trainer.sampler.position == sampler["position"]
+    assert trainer.epoch == 0 and trainer.history == []
+
+
+def test_a_missing_checkpoint_key_is_named(tmp_path):
+    state = checkpoint_state(tmp_path)
+    del state["sampler"]
+    with pytest.raises(ValueError, match=r"missing keys \['sampler'\]"):
+        make_trainer(walk_sampler()).load_state_dict(state)
 
 
 def test_trainer_argument_errors():
