@@ -12,7 +12,12 @@ from dglbs.cli import UsageError, add_data_dir_argument, add_output_arguments, d
 from dglbs.samplers import ContrastiveBatchSampler
 from dglbs.schedules import Schedule
 
-SAMPLERS = ("uniform", "knn", "batchsampler")
+SAMPLERS = ("uniform", "knn", "batchsampler", "knn-cover", "batchsampler-cover")
+"""``-cover``: covering epochs, every instance once per epoch (``epoch_policy="cover"``);
+without it each batch is an independent walk or neighbourhood (``"independent"``)."""
+
+PAPER_SAMPLERS = SAMPLERS[:3]
+"""The three the paper compares; what the examples run by default."""
 
 
 def build_sampler(
@@ -27,21 +32,25 @@ def build_sampler(
     restart_prob: float | Schedule,
 ) -> ContrastiveBatchSampler:
     """One of ``SAMPLERS``; M and K are capped for datasets smaller than them."""
-    # A last uniform batch of one instance has no negatives: drop it then.
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
+    # A last batch of one instance has no negatives: drop it then.
     drop_last = num_instances % batch_size == 1
     common = {"seed": seed, "drop_last": drop_last}
     if name == "uniform":
         return UniformBatchSampler(num_instances, batch_size, **common)
-    if name == "knn":
+    kind, _, policy = name.partition("-")
+    common["epoch_policy"] = "cover" if policy == "cover" else "independent"
+    if kind == "knn":
         return KNNBatchSampler(num_instances, batch_size, refresh_every=refresh_every, **common)
-    if name == "batchsampler":
+    if kind == "batchsampler":
         num_candidates = min(num_candidates, num_instances - 1)
         return WalkBatchSampler(
             num_instances, batch_size, num_candidates=num_candidates,
             num_neighbors=min(num_neighbors, num_candidates), restart_prob=restart_prob,
             refresh_every=refresh_every, **common,
         )
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
+    raise AssertionError(name)
 
 
 def make_sampler(config: Any, num_instances: int) -> ContrastiveBatchSampler:

@@ -34,7 +34,7 @@ from dglbs.cli import UsageError, configure_logging, data_dir_argument, extra_im
 from dglbs.data.tu import collate
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
-from dglbs_examples.common import SAMPLERS, add_common_arguments, group_by_config, run_outputs
+from dglbs_examples.common import PAPER_SAMPLERS, SAMPLERS, add_common_arguments, group_by_config, run_outputs
 
 with extra_imports("mol", __name__):
     from sklearn.linear_model import LogisticRegression
@@ -223,7 +223,7 @@ def summary_table(results: list[Result]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
-    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(PAPER_SAMPLERS))
     parser.add_argument("--loss", nargs="+", choices=("infonce", "dcl", "hcl"), default=[defaults.loss])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     for name in ("epochs", "batch_size", "hidden_dim", "num_layers", "num_candidates", "num_neighbors",

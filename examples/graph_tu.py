@@ -27,7 +27,7 @@ from dglbs.data.tu import TUDataset, collate
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
-    COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, run_outputs, tu_folder,
+    COST_HEADER, PAPER_SAMPLERS, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, run_outputs, tu_folder,
 )
 from dglbs_models.gin import GIN
 from dglbs_models.graphcl import GraphCL
@@ -122,10 +122,10 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result:
 
 def summary_table(results: list[Result]) -> str:
     """Mean ± std over seeds of the per-seed CV accuracies, per sampler and loss."""
-    lines = [f"{'dataset':12s} {'method':8s} {'loss':8s} {'sampler':13s} {'accuracy (%)':>16s} {COST_HEADER}"]
+    lines = [f"{'dataset':12s} {'method':8s} {'loss':8s} {'sampler':18s} {'accuracy (%)':>16s} {COST_HEADER}"]
     for (name, method, loss, sampler), group in group_by_config(results).items():
         mean, std = summarize([100 * result.accuracy for result in group])
-        lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:13s} {mean:9.2f} ± {std:4.2f} {cost_columns(group)}")
+        lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:18s} {mean:9.2f} ± {std:4.2f} {cost_columns(group)}")
     return "\n".join(lines)
 
 
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     defaults = Config()
     parser.add_argument("--dataset", nargs="+", default=[defaults.dataset])
     parser.add_argument("--method", choices=METHODS, default=defaults.method)
-    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(PAPER_SAMPLERS))
     parser.add_argument("--loss", nargs="+", choices=("infonce", "dcl", "hcl"), default=[defaults.loss])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     for name in ("epochs", "batch_size", "hidden_dim", "num_layers", "num_candidates", "num_neighbors",

