@@ -15,7 +15,8 @@ on every outer split (tested to the last bit on small data), faster:
   product, and every fit gets its kernel matrix cut out of it
   (``SVC(kernel="precomputed")``), with the ``gamma`` that ``gamma="scale"`` would
   compute on that fit's training rows. libsvm then no longer evaluates kernels in
-  O(d) each, and one kernel matrix serves all ``C`` of a split.
+  O(d) each, and one kernel matrix serves all ``C`` of a split. Above
+  :data:`PRECOMPUTED_MAX_SAMPLES` embeddings libsvm computes the kernels, as before.
 - The (outer fold, inner fold) cells of the grid and the refits run in parallel
   threads (libsvm releases the GIL).
 - Progress: a tqdm bar over the fits (on a terminal by default) and a log line per
@@ -43,6 +44,11 @@ DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
 """``SVC`` kernels :func:`svm_cross_val` supports, with SVC's defaults
 (``gamma="scale"``, ``degree=3``, ``coef0=0``)."""
+
+PRECOMPUTED_MAX_SAMPLES = 10_000
+"""Largest N whose kernels are precomputed: the ``(N, N)`` float64 pairwise matrix then
+takes at most 800 MB and each thread's kernel matrix about half of that. Above it,
+libsvm evaluates the kernels itself (same results, slower, no N^2 memory)."""
 
 
 def _as_numpy(values: np.ndarray | torch.Tensor | Sequence) -> np.ndarray:
@@ -84,19 +90,24 @@ def _kernel(pairwise: np.ndarray, rows: np.ndarray, columns: np.ndarray, kernel:
 
 
 def _accuracies(
-    pairwise: np.ndarray, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+    pairwise: np.ndarray | None, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
     kernel: str, Cs: Sequence[float],
 ) -> list[float]:
-    """Accuracy on rows ``test`` of ``SVC(kernel, C)`` fitted on rows ``train``, for every ``C``."""
-    # SVC(gamma="scale") on the training rows: 1 / (d * variance of all their values).
-    variance = x[train].var()
-    gamma = 1.0 / (x.shape[1] * variance) if variance != 0 else 1.0
-    train_kernel = _kernel(pairwise, train, train, kernel, gamma)
-    test_kernel = _kernel(pairwise, test, train, kernel, gamma)
+    """Accuracy on rows ``test`` of ``SVC(kernel, C)`` fitted on rows ``train``, for every ``C``
+    (on kernels cut out of ``pairwise``, or computed by libsvm if it is ``None``)."""
+    if pairwise is None:
+        train_input, test_input, svc_kernel = x[train], x[test], kernel
+    else:
+        # SVC(gamma="scale") on the training rows: 1 / (d * variance of all their values).
+        variance = x[train].var()
+        gamma = 1.0 / (x.shape[1] * variance) if variance != 0 else 1.0
+        train_input = _kernel(pairwise, train, train, kernel, gamma)
+        test_input = _kernel(pairwise, test, train, kernel, gamma)
+        svc_kernel = "precomputed"
     accuracies = []
     for C in Cs:
-        model = SVC(kernel="precomputed", C=C).fit(train_kernel, y[train])
-        accuracies.append(float(np.mean(model.predict(test_kernel) == y[test])))
+        model = SVC(kernel=svc_kernel, C=C).fit(train_input, y[train])
+        accuracies.append(float(np.mean(model.predict(test_input) == y[test])))
     return accuracies
 
 
@@ -188,7 +199,7 @@ def svm_cross_val(
 
     start = time.perf_counter()
     x = x.astype(np.float64)  # what SVC fits on
-    pairwise = _pairwise(x, kernel)
+    pairwise = _pairwise(x, kernel) if len(x) <= PRECOMPUTED_MAX_SAMPLES else None
     outer = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
     inner = StratifiedKFold(n_splits=inner_folds)
     cells = [
@@ -206,9 +217,9 @@ def svm_cross_val(
         grid = np.empty((folds, inner_folds, len(Cs)))
         cell_results = parallel(delayed(_accuracies)(pairwise, x, y, train, test, kernel, Cs) for train, test in cells)
         best = []
-        for cell, accuracies in enumerate(cell_results):
+        for cell, cell_accuracies in enumerate(cell_results):
             fold, inner_fold = divmod(cell, inner_folds)
-            grid[fold, inner_fold] = accuracies
+            grid[fold, inner_fold] = cell_accuracies
             bar.update(len(Cs))
             if inner_fold == inner_folds - 1:
                 # As GridSearchCV: the mean over inner folds of a (Cs, inner_folds) array; first best.

@@ -8,6 +8,7 @@ import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC
 
+from dglbs.evaluation import svm
 from dglbs.evaluation.svm import KERNELS, svm_cross_val, summarize
 
 FAST = {"Cs": (0.1, 10.0)}
@@ -106,7 +107,7 @@ def grid_search_cv(x, y, *, folds, Cs, seed, inner_folds, kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_same_results_as_grid_search_cv(kernel):
+def test_same_results_as_grid_search_cv(kernel, monkeypatch):
     # Overlapping classes, so that accuracies differ between folds and C values,
     # float32 input as an encoder gives, and the full grid of C.
     x, y = blobs(40, 3, 6, gap=0.8, seed=4)
@@ -118,6 +119,10 @@ def test_same_results_as_grid_search_cv(kernel):
         result = svm_cross_val(x, y, kernel=kernel, n_jobs=n_jobs, **settings)
         assert result["fold_accuracies"] == accuracies
         assert result["best_C"] == best_cs
+    # Too many samples to precompute the kernels: libsvm computes them, same results.
+    monkeypatch.setattr(svm, "PRECOMPUTED_MAX_SAMPLES", len(x) - 1)
+    result = svm_cross_val(x, y, kernel=kernel, **settings)
+    assert (result["fold_accuracies"], result["best_C"]) == (accuracies, best_cs)
 
 
 def test_logs_one_line_per_outer_fold(caplog):
