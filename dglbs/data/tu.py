@@ -16,7 +16,7 @@ original ``DS.zip`` (read in place, never extracted):
     Integer edge labels, aligned with ``DS_A.txt``.
 
 Other files (README, edge or graph attributes) are ignored. Integers must fit in
-int64. Each file is streamed in blocks of :data:`BLOCK_BYTES` and parsed in
+int64; node attributes must be finite where they are used. Each file is streamed in blocks of :data:`BLOCK_BYTES` and parsed in
 vectorised numpy, so a large text (COLLAB's edge list is 362 MB) is never held
 whole, and the graphs are cut out of one batched graph with :func:`dgl.unbatch`.
 
@@ -28,6 +28,7 @@ resolved path, size and modification time, and :data:`CACHE_FORMAT`); it is
 written under a temporary name and renamed into place, so a reader never sees
 half a file; an unreadable or inconsistent one is logged, ignored and
 overwritten; and cached tables pass the same checks as freshly parsed ones.
+``TUDataset(..., cache=False)`` neither reads nor writes a cache.
 
 Loading is logged on ``logging.getLogger("dglbs.data.tu")``; a parse that takes
 more than a second shows a tqdm progress bar when stderr is a terminal.
