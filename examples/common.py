@@ -9,6 +9,7 @@ from typing import Any
 
 from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
 from dglbs.cli import UsageError, add_data_dir_argument, add_output_arguments, data_subfolder
+from dglbs.data.tu import available_datasets
 from dglbs.samplers import ContrastiveBatchSampler
 from dglbs.schedules import Schedule
 
@@ -115,8 +116,7 @@ def tu_folder(data_dir: Path, names: Sequence[str]) -> Path:
         Naming the first missing dataset and listing the datasets found.
     """
     folder = data_subfolder(data_dir, "tu", "TU datasets")
-    found = sorted({path.stem if path.suffix == ".zip" else path.name for path in folder.iterdir()
-                    if path.suffix == ".zip" or path.is_dir()})
+    found = available_datasets(folder)
     for name in names:
         if name not in found:
             raise UsageError(f"--dataset {name!r} is not in {str(folder)!r}; found {', '.join(found) or 'nothing'} "

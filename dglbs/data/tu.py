@@ -104,6 +104,16 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "tu"
 
 
+def available_datasets(root: str | Path) -> list[str]:
+    """Names of the TU datasets in ``root`` (``NAME.zip`` archives and ``NAME/`` folders),
+    sorted; empty when ``root`` is not a directory."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted({path.stem if path.suffix == ".zip" else path.name
+                   for path in root.iterdir() if path.suffix == ".zip" or path.is_dir()})
+
+
 class _TUFiles:
     """The ``DS_*.txt`` files of one dataset, in a folder or a zip."""
 
@@ -137,10 +147,11 @@ class _TUFiles:
                         )
                     self._members[base] = info
         else:
+            found = ", ".join(available_datasets(root)) or "none"
             raise FileNotFoundError(
                 f"TU dataset {name!r} not found: neither the folder {str(folder)!r} "
-                f"nor the archive {str(archive)!r} exists; pass root= the directory "
-                "that holds it (default: <data dir>/tu, see dglbs.data.paths)"
+                f"nor the archive {str(archive)!r} exists (datasets found there: {found}); "
+                "pass root= the directory that holds it (default: <data dir>/tu, see dglbs.data.paths)"
             )
 
     def where(self, kind: str) -> str:

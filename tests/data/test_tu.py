@@ -612,3 +612,11 @@ def test_cache_false_writes_nothing(tmp_path: Path, private_cache: Path) -> None
     assert ds.cache_path is None and not private_cache.exists()
     with pytest.raises(TypeError, match="cache='no'"):
         TUDataset("TINY", tmp_path / "data", cache="no")
+
+
+def test_a_wrong_dataset_name_lists_the_datasets_found(tmp_path):
+    (tmp_path / "ALPHA").mkdir()
+    (tmp_path / "BETA.zip").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"'GAMMA' not found.*datasets found there: ALPHA, BETA\)"):
+        TUDataset("GAMMA", root=tmp_path)
