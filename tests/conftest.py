@@ -1,12 +1,17 @@
 """Shared fixtures: the dglbs loggers reset after each test (commands configure them), a
-tiny random BERT and the bundled STS data."""
+tiny random BERT and the bundled STS data. Loader caches go to a folder of this test run,
+not the user's cache."""
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from dglbs.data.paths import default_data_dir
+from dglbs.data.paths import CACHE_ENV_VAR, default_data_dir
+
+os.environ[CACHE_ENV_VAR] = tempfile.mkdtemp(prefix="dglbs-test-cache-")
 
 COMMAND_LOGGERS = ("dglbs", "dglbs_examples")
 

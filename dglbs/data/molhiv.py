@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from dglbs._checks import check_int, check_probability
-from dglbs.data.paths import default_data_dir
+from dglbs.data.paths import cache_dir, default_data_dir
 
 NODE_FEATURE_MODES = ("ogb", "onehot")
 CSV_COLUMNS = ("smiles", "HIV_active")
@@ -55,9 +55,8 @@ logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/dglbs`` if that variable is set and non-empty, else ``~/.cache/dglbs``."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    return (Path(base) if base else Path.home() / ".cache").expanduser() / "dglbs"
+    """Folder of the converted-molecule caches: :func:`dglbs.data.paths.cache_dir`."""
+    return cache_dir()
 
 
 def _read_csv(path: Path, limit: int | None) -> tuple[list[str], torch.Tensor, str]:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 DATA_ENV_VAR = "DGLBS_DATA"
 
+CACHE_ENV_VAR = "DGLBS_CACHE"
+"""Overrides the folder loaders keep parsed copies in (see :func:`cache_dir`)."""
+
 DATA_LAYOUT = "tu/, sts/, text/, molecules/, fashion-mnist/ ..."
 """What a data folder holds, for messages."""
 
@@ -70,3 +73,14 @@ def default_data_dir() -> Path:
             f"holds {DATA_LAYOUT}, or pass the dataset's folder as root="
         )
     return path
+
+
+def cache_dir() -> Path:
+    """Folder of the loaders' caches (parsed TU tables, converted molecules):
+    ``$DGLBS_CACHE`` if set and non-empty, else ``$XDG_CACHE_HOME/dglbs``, else
+    ``~/.cache/dglbs``. Never the data folder, which may be read-only or shared."""
+    base = os.environ.get(CACHE_ENV_VAR, "")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "dglbs"
+    return Path(base).expanduser()

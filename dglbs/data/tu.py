@@ -54,7 +54,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from dglbs.data.paths import default_data_dir
+from dglbs.data.paths import CACHE_ENV_VAR, cache_dir, default_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ at the cap; pass a smaller ``max_degree`` to shrink them.
 
 NODE_FEATURE_MODES = ("auto", "labels", "attributes", "degree")
 
-CACHE_ENV_VAR = "DGLBS_CACHE"
 CACHE_FORMAT = 1
 """Version of the cache layout and parsing rules; part of the cache key, bump it when either changes."""
 
@@ -95,13 +94,8 @@ _SEPARATORS[[ord(c) for c in " \t\r\n,"]] = True
 
 
 def default_cache_dir() -> Path:
-    """Folder of the TU caches: ``$DGLBS_CACHE/tu`` if that variable is set and non-empty,
-    else ``$XDG_CACHE_HOME/dglbs/tu``, else ``~/.cache/dglbs/tu``."""
-    base = os.environ.get(CACHE_ENV_VAR, "")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = (Path(xdg) if xdg else Path.home() / ".cache") / "dglbs"
-    return Path(base).expanduser() / "tu"
+    """Folder of the TU caches: ``tu/`` in :func:`dglbs.data.paths.cache_dir`."""
+    return cache_dir() / "tu"
 
 
 def available_datasets(root: str | Path) -> list[str]:
