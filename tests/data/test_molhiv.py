@@ -132,7 +132,10 @@ def test_changed_csv_invalidates_cache(tmp_path: Path) -> None:
     assert MolHIVDataset(tmp_path / "data", cache_dir=cache).cache_path != second.cache_path
 
 
-def test_default_cache_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_cache_dir_follows_dglbs_cache_then_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DGLBS_CACHE", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("DGLBS_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "dglbs"
     monkeypatch.delenv("XDG_CACHE_HOME")
