@@ -596,13 +596,7 @@ def first_distinct(rows: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.
     values = flat[positions]
     row_of = positions // width
     key = row_of * (int(values.max()) + 1 if values.numel() else 1) + values
-    order = torch.sort(key, stable=True).indices
-    sorted_key = key[order]
-    leading = torch.ones_like(sorted_key, dtype=torch.bool)
-    leading[1:] = sorted_key[1:] != sorted_key[:-1]
-    is_first = torch.zeros_like(leading)
-    is_first[order[leading]] = True
-    first = torch.nonzero(is_first).squeeze(1)
+    first = torch.nonzero(_first_occurrences(key)).squeeze(1)
     row_of, values = row_of[first], values[first]
     found = torch.bincount(row_of, minlength=num_rows)
     rank = torch.arange(row_of.numel()) - (torch.cumsum(found, 0) - found)[row_of]

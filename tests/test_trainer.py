@@ -107,21 +107,26 @@ def test_bank_refresh_skips_encode_passes(monkeypatch):
     assert all(embeddings is trainer.bank.embeddings for embeddings in given)
 
 
+def interrupt_after_step(trainer, step, *, epochs):
+    """Run ``trainer.fit(epochs)`` and stop it as a Ctrl-C after training step ``step``."""
+    original_step = trainer.sampler.step
+
+    def step_then_stop(num_steps=1):
+        original_step(num_steps)
+        if trainer.sampler.global_step == step:
+            raise KeyboardInterrupt
+
+    trainer.sampler.step = step_then_stop
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(epochs)
+
+
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
     reference = make_trainer(walk_sampler(), tmp_path / "a")
     reference.fit(3)
 
     interrupted = make_trainer(walk_sampler(), tmp_path / "b", checkpoint_every=11)
-    original_step = interrupted.sampler.step
-
-    def crash_after_step_12(num_steps=1):
-        original_step(num_steps)
-        if interrupted.sampler.global_step == 12:
-            raise KeyboardInterrupt
-
-    interrupted.sampler.step = crash_after_step_12
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(3)
+    interrupt_after_step(interrupted, 12, epochs=3)
 
     resumed = make_trainer(walk_sampler(), tmp_path / "c")
     resumed.fit(3, resume_from=tmp_path / "b" / "run.ckpt")
@@ -137,16 +142,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(tmp_path):
 
 def checkpoint_state(tmp_path):
     trainer = make_trainer(walk_sampler(), tmp_path, checkpoint_every=5)
-    original_step = trainer.sampler.step
-
-    def crash_after_step_6(num_steps=1):
-        original_step(num_steps)
-        if trainer.sampler.global_step == 6:
-            raise KeyboardInterrupt
-
-    trainer.sampler.step = crash_after_step_6
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit(2)
+    interrupt_after_step(trainer, 6, epochs=2)
     return torch.load(tmp_path / "run.ckpt", weights_only=False)
 
 
