@@ -78,6 +78,24 @@ def replayed_batches(rebuilds, num_replicas: int = 1, rank: int = 0) -> list[lis
     return batches
 
 
+def assert_ranks_split_the_replayed_global_batches(ranks: list[dict]) -> None:
+    """What two ranks' records (``seen`` batches, ``rebuilds`` as (step, embeddings,
+    graph)) must show: 10 batches of ``BATCH_SIZE`` per epoch on each rank, disjoint
+    halves, the same embeddings and graph at the same steps (each rank encoded half, all
+    gathered in order), and each rank's slice of what a one-process sampler with
+    ``num_replicas=2`` makes on those graphs."""
+    assert [len(rank["seen"]) for rank in ranks] == [20, 20]
+    for half0, half1 in zip(ranks[0]["seen"], ranks[1]["seen"]):
+        assert len(half0) == len(half1) == BATCH_SIZE and not set(half0) & set(half1)
+    assert [step for step, _, _ in ranks[0]["rebuilds"]] == [0, 10]
+    for (step0, embeddings0, graph0), (step1, embeddings1, graph1) in zip(ranks[0]["rebuilds"], ranks[1]["rebuilds"]):
+        assert step0 == step1 and torch.equal(embeddings0, embeddings1) and torch.equal(graph0, graph1)
+    assert torch.allclose(ranks[0]["rebuilds"][0][1], initial_encoder()(instance_features()))
+    for rank in range(2):
+        assert ranks[rank]["seen"] == replayed_batches(ranks[rank]["rebuilds"], num_replicas=2, rank=rank)
+    assert ranks[0]["seen"][:10] != ranks[0]["seen"][10:]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

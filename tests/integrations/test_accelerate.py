@@ -24,7 +24,7 @@ from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _multiprocess import (  # noqa: E402
-    BATCH_SIZE, DIM, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
+    assert_ranks_split_the_replayed_global_batches, DIM, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
     run_processes,
 )
 
@@ -143,17 +143,9 @@ def test_two_processes_train_on_disjoint_halves_of_the_same_global_batches(tmp_p
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
 
     # Not sharded twice: 10 batches of 10 per epoch on each process.
-    assert [len(rank["seen"]) for rank in ranks] == [20, 20]
-    for half0, half1 in zip(ranks[0]["seen"], ranks[1]["seen"]):
-        assert len(half0) == len(half1) == BATCH_SIZE and not set(half0) & set(half1)
-    assert [step for step, _, _ in ranks[0]["rebuilds"]] == [0, 10]
-    for (step0, embeddings0, graph0), (step1, embeddings1, graph1) in zip(ranks[0]["rebuilds"], ranks[1]["rebuilds"]):
-        assert step0 == step1 and torch.equal(embeddings0, embeddings1) and torch.equal(graph0, graph1)
-    assert torch.allclose(ranks[0]["rebuilds"][0][1], initial_encoder()(instance_features()))
-    for rank in range(2):
-        assert ranks[rank]["seen"] == replayed_batches(ranks[rank]["rebuilds"], num_replicas=2, rank=rank)
-        assert ranks[rank]["epoch"] == 1 and ranks[rank]["weights_changed"]
-    assert ranks[0]["seen"][:10] != ranks[0]["seen"][10:]
+    assert_ranks_split_the_replayed_global_batches(ranks)
+    for rank in ranks:
+        assert rank["epoch"] == 1 and rank["weights_changed"]
     # Ranks given different embeddings are caught, on every rank, instead of hanging.
     for rank in ranks:
         assert "walk different graphs" in rank["errors"]["graph"]

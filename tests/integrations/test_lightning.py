@@ -23,7 +23,7 @@ from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _multiprocess import (  # noqa: E402
-    BATCH_SIZE, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
+    BATCH_SIZE, assert_ranks_split_the_replayed_global_batches, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
     run_processes,
 )
 
@@ -179,20 +179,8 @@ def test_ddp_ranks_train_on_disjoint_halves_of_the_same_global_batches(tmp_path)
     run_processes(Path(__file__), [str(tmp_path)], tmp_path, timeout=120)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
 
-    # 10 global batches of 2 x 10 per epoch, the same count on both ranks.
-    assert [len(rank["seen"]) for rank in ranks] == [20, 20]
-    for half0, half1 in zip(ranks[0]["seen"], ranks[1]["seen"]):
-        assert len(half0) == len(half1) == BATCH_SIZE and not set(half0) & set(half1)
-    # Both rebuilds gave the ranks the same embeddings (each encoded half, all-gathered
-    # in order) and hence the same graph.
-    assert [step for step, _, _ in ranks[0]["rebuilds"]] == [0, 10]
-    for (step0, embeddings0, graph0), (step1, embeddings1, graph1) in zip(ranks[0]["rebuilds"], ranks[1]["rebuilds"]):
-        assert step0 == step1 and torch.equal(embeddings0, embeddings1) and torch.equal(graph0, graph1)
-    assert torch.allclose(ranks[0]["rebuilds"][0][1], initial_encoder()(instance_features()))
-    # Each rank trained on its slice of what a one-process sampler with num_replicas=2 makes.
-    for rank in range(2):
-        assert ranks[rank]["seen"] == replayed_batches(ranks[rank]["rebuilds"], num_replicas=2, rank=rank)
-    assert ranks[0]["seen"][:10] != ranks[0]["seen"][10:]
+    # 10 global batches of 2 x 10 per epoch, the same count on both ranks, the same graphs.
+    assert_ranks_split_the_replayed_global_batches(ranks)
     # The last epoch's costs, averaged over the ranks: no rebuild in epoch 1.
     assert ranks[0]["metrics"]["sampler/refreshes"] == 0.0 and ranks[0]["metrics"]["sampler/cost_s"] > 0
 
