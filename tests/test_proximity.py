@@ -202,3 +202,13 @@ def test_normalize_gives_cosine_similarities_without_overflow():
     graph = proximity_graph(huge, 49, 5, generator=torch.Generator().manual_seed(0), normalize=True)
     assert torch.equal(graph.edges()[1], cosine.edges()[1])
     assert torch.allclose(graph.edata["sim"], cosine.edata["sim"], atol=1e-6)
+
+
+def test_every_node_is_somebodys_neighbour():
+    # Blocks share their candidates; the default block size keeps every node in
+    # several blocks' draws, as independent per-node draws would (in-degree ~ K).
+    graph = proximity_graph(unit_embeddings(3000), 100, 10, generator=torch.Generator().manual_seed(0))
+    in_degree = graph.in_degrees()
+    assert float((in_degree == 0).float().mean()) < 0.01
+    big_blocks = proximity_graph(unit_embeddings(3000), 100, 10, generator=torch.Generator().manual_seed(0), block_size=1024)
+    assert float((big_blocks.in_degrees() == 0).float().mean()) > 0.5, "the check has power"
