@@ -70,9 +70,12 @@ class _WalkThread:
     def run(self, call: Callable[..., T], *args: Any) -> T:
         if threading.current_thread() is self._thread:
             return call(*args)
+        return self.submit(call, *args).result()
+
+    def submit(self, call: Callable[..., T], *args: Any) -> Future:
         future: Future = Future()
         self._jobs.put((call, args, future))
-        return future.result()
+        return future
 
 
 _thread: _WalkThread | None = None
@@ -119,6 +122,12 @@ def on_walk_thread(call: Callable[..., T], *args: Any) -> T:
     already there). Code that makes many DGL walks runs whole on that thread, so it
     pays one hand-over instead of one per walk."""
     return _walk_thread().run(call, *args)
+
+
+def submit_to_walk_thread(call: Callable[..., T], *args: Any) -> Future:
+    """Queue ``call(*args)`` on the walk thread and return its future at once (for
+    work drawn ahead of need, such as the next chunk of batches)."""
+    return _walk_thread().submit(call, *args)
 
 
 def random_walk_traces(

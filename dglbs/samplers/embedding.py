@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import torch
 
 from .._checks import check_embeddings, check_int, check_probability
+from .._dgl_random import submit_to_walk_thread
 from .._seeds import generator_for
 from .base import ContrastiveBatchSampler
 
@@ -41,11 +43,13 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
       many others point to.
 
     Seeds follow a permutation drawn per epoch. Batches are computed ``chunk_size``
-    at a time; new embeddings (:meth:`set_embeddings`) discard the chunk, so a refresh
-    takes effect for every batch yielded after it. Batch ``j`` depends only on
-    ``(seed, epoch)``, the embeddings, the schedule's value when its chunk was drawn
-    and where that chunk started, so passes are reproducible and
-    :meth:`load_state_dict` resumes exactly.
+    at a time; new embeddings (:meth:`set_embeddings`) discard the chunk (and the one
+    drawn ahead), so a refresh takes effect for every batch yielded after it. A chunk
+    uses the schedule's value at the training step its first batch is due: the step
+    of the first chunk after a refresh or at the start of a pass, plus the batches
+    before it. Batch ``j`` depends only on ``(seed, epoch)``, the embeddings, that
+    step and where its chunk started, so passes are reproducible, prefetching does
+    not change them, and :meth:`load_state_dict` resumes exactly.
 
     Parameters
     ----------
@@ -57,6 +61,10 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         Batches computed together. Default ``min(128, refresh_every)``: a refresh
         discards the rest of a chunk, so chunks longer than ``t`` waste work.
     epoch_policy : {"cover", "independent"}
+    prefetch : bool
+        Draw the next chunk on a background thread while the current one is used,
+        so sampling leaves the training loop's critical path. The batches are the
+        same either way.
     **kwargs
         See :class:`ContrastiveBatchSampler`.
     """
@@ -70,6 +78,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         normalize: bool = True,
         chunk_size: int | None = None,
         epoch_policy: str = "independent",
+        prefetch: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(num_instances, batch_size, **kwargs)
@@ -83,12 +92,20 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if epoch_policy not in EPOCH_POLICIES:
             raise ValueError(f"epoch_policy must be one of {EPOCH_POLICIES}, got {epoch_policy!r}")
         self.epoch_policy = epoch_policy
+        if not isinstance(prefetch, bool):
+            raise TypeError(f"prefetch must be a bool, got {prefetch!r}")
+        self.prefetch = prefetch
         self.refreshed_at: int | None = None
         self._chunk: list[torch.Tensor] | None = None
         self._chunk_start = 0
         self._chunk_value = 0.0
+        self._chunk_step = 0
         self._chunk_epoch = -1
         self._chunk_base: torch.Tensor | None = None
+        # The next chunk drawn ahead on the walk thread: (key, future); the key says
+        # which chunk it is and on which search structure (refreshes count up).
+        self._pending: tuple[tuple[int, int, int, int], Future] | None = None
+        self._structure_id = 0
         # Covering epochs: (epoch, position) -> instances used by the batches before it.
         self._used_record: tuple[tuple[int, int], torch.Tensor] | None = None
 
@@ -96,7 +113,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return (
             f"{super()._describe()}, refresh_every={self.refresh_every}, "
             f"normalize={self.normalize}, chunk_size={self.chunk_size}, "
-            f"epoch_policy={self.epoch_policy!r}"
+            f"epoch_policy={self.epoch_policy!r}, prefetch={self.prefetch}"
         )
 
     def config(self) -> dict[str, Any]:
@@ -130,7 +147,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if self.epoch_policy == "cover" and self._chunk_live():
             self._used_record = ((self.epoch, self.position), self._used_before(self.position))
         # Batches not yet yielded are redrawn from the new structure.
-        self._chunk = None
+        self._chunk, self._pending = None, None
+        self._structure_id += 1
 
     def _build(self, embeddings: torch.Tensor) -> None:
         """Turn checked embeddings into the sampler's search structure (normalising
@@ -142,21 +160,29 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         """Whether embeddings (or a graph) have been given."""
         return self.refreshed_at is not None
 
-    def _chunk_parameter(self) -> float:
-        """The schedule value a new chunk is drawn with (0 when there is none)."""
+    def _chunk_parameter(self, step: int) -> float:
+        """The schedule value a chunk due at training step ``step`` is drawn with (0
+        when there is none)."""
         return 0.0
 
-    def _batches(self, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
+    def _search(self) -> Any:
+        """The current search structure (graph walker, embeddings), handed whole to the
+        draws so that one drawn ahead keeps the structure it started with."""
+        raise NotImplementedError
+
+    def _batches(self, search: Any, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
         """Independent batches: LongTensor of shape (len(seeds), B * num_replicas),
         row ``s`` grown from ``seeds[s]`` over all instances."""
         raise NotImplementedError
 
     def _cover_batches(
-        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+        self, search: Any, order: torch.Tensor, count: int, used: torch.Tensor, parameter: float,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         """Covering batches: LongTensor of shape (count, B * num_replicas), disjoint,
         none containing an instance marked in ``used`` (BoolTensor of shape (N,)), each
-        grown from the first unused instance of the seed order; marks them in ``used``."""
+        grown from the first unused instance of ``order`` (the seed order); marks
+        them in ``used``."""
         raise NotImplementedError
 
     def _start_epoch(self) -> None:
@@ -165,11 +191,13 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
                 f"{type(self).__name__} has no embeddings yet: call "
                 "set_embeddings(embeddings) (or let the Trainer do it) before iterating"
             )
-        self._seeds = torch.randperm(
-            self.num_instances, generator=generator_for(self.seed, self.epoch, SEED_STREAM)
-        )
+        self._seeds = self._seed_order(self.epoch)
         if self._chunk is not None and self._chunk_epoch != self.epoch:
             self._chunk = None
+
+    def _seed_order(self, epoch: int) -> torch.Tensor:
+        """The permutation batches of ``epoch`` take their seeds from."""
+        return torch.randperm(self.num_instances, generator=generator_for(self.seed, epoch, SEED_STREAM))
 
     def _chunk_live(self) -> bool:
         return self._chunk is not None and self._chunk_epoch == self.epoch
@@ -177,26 +205,67 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
     def _global_batch(self, position: int) -> torch.Tensor:
         chunk = self._chunk
         if chunk is None or not self._chunk_start <= position < self._chunk_start + len(chunk):
-            self._draw_chunk(position, self._chunk_parameter())
+            chained = self._chunk_live() and position == self._chunk_start + len(chunk)
+            step = self._chunk_step + len(chunk) if chained else self.global_step
+            pending, self._pending = self._pending, None
+            if pending is not None and pending[0] == self._chunk_key(position, step):
+                rows, base = pending[1].result()
+                self._install_chunk(position, self._chunk_parameter(step), step, rows, base)
+            else:
+                self._draw_chunk(position, self._chunk_parameter(step), step)
+            if self.prefetch:
+                self._draw_ahead()
         return self._chunk[position - self._chunk_start]
 
-    def _draw_chunk(self, start: int, parameter: float) -> None:
+    def _chunk_key(self, start: int, step: int) -> tuple[int, int, int, int]:
+        """Which chunk, drawn for which step, on which search structure."""
+        return (self.epoch, start, step, self._structure_id)
+
+    def _draw_ahead(self) -> None:
+        """Start drawing the chunk after the current one on the walk thread: the next
+        of this epoch, or the first of the next epoch (used if training reaches it at
+        the step expected, one step per batch; else it is drawn anew)."""
+        start, epoch, order = self._chunk_start + len(self._chunk), self.epoch, self._seeds
+        step = self._chunk_step + len(self._chunk)
+        if start < len(self):
+            base = self._used_before(start) if self.epoch_policy == "cover" else None
+        else:
+            start, epoch = 0, epoch + 1
+            order = self._seed_order(epoch)
+            base = torch.zeros(self.num_instances, dtype=torch.bool) if self.epoch_policy == "cover" else None
+        future = submit_to_walk_thread(
+            self._compute_chunk, start, self._chunk_parameter(step), base, self._search(), order, epoch
+        )
+        self._pending = ((epoch, start, step, self._structure_id), future)
+
+    def _draw_chunk(self, start: int, parameter: float, step: int) -> None:
+        base = self._used_before(start) if self.epoch_policy == "cover" else None
+        rows, base = self._compute_chunk(start, parameter, base, self._search(), self._seeds, self.epoch)
+        self._install_chunk(start, parameter, step, rows, base)
+
+    def _install_chunk(
+        self, start: int, parameter: float, step: int, rows: list[torch.Tensor], base: torch.Tensor | None
+    ) -> None:
+        self._chunk, self._chunk_base = rows, base
+        self._chunk_start, self._chunk_value, self._chunk_step, self._chunk_epoch = start, parameter, step, self.epoch
+
+    def _compute_chunk(
+        self, start: int, parameter: float, base: torch.Tensor | None, search: Any, order: torch.Tensor, epoch: int
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Batches ``start ..`` of a chunk, a function of its arguments and the
+        sampler's configuration only (so it can run ahead on another thread)."""
         stop = min(start + self.chunk_size, len(self))
         # Seeded by position, not by draw order, so a resumed pass redraws the same.
-        generator = generator_for(self.seed, self.epoch, CHUNK_STREAM, start)
-        base = None
+        generator = generator_for(self.seed, epoch, CHUNK_STREAM, start)
         if self.epoch_policy == "independent":
-            chunk = list(self._batches(self._seeds[start:stop], parameter, generator))
-        else:
-            base = self._used_before(start)
-            used = base.clone()
-            partial = stop == len(self) and not self.drop_last and self.num_instances % self.global_batch_size
-            full = stop - start - bool(partial)
-            chunk = list(self._cover_batches(full, used, parameter, generator)) if full else []
-            if partial:
-                chunk.append(self._last_batch(used))
-        self._chunk, self._chunk_base = chunk, base
-        self._chunk_start, self._chunk_value, self._chunk_epoch = start, parameter, self.epoch
+            return list(self._batches(search, order[start:stop], parameter, generator)), None
+        used = base.clone()
+        partial = stop == len(self) and not self.drop_last and self.num_instances % self.global_batch_size
+        full = stop - start - bool(partial)
+        rows = list(self._cover_batches(search, order, full, used, parameter, generator)) if full else []
+        if partial:
+            rows.append(self._last_batch(order, used))
+        return rows, base
 
     def _used_before(self, position: int) -> torch.Tensor:
         """Covering epochs: BoolTensor (N,) of the instances in batches before ``position``."""
@@ -211,16 +280,16 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
             return self._used_record[1].clone()
         raise RuntimeError(f"no record of the instances used before batch {position} of epoch {self.epoch}")
 
-    def _last_batch(self, used: torch.Tensor) -> torch.Tensor:
+    def _last_batch(self, order: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
         """The instances left unused, padded with used ones to split over replicas."""
-        order = self._seeds
         remaining = order[~used[order]]
         padding = -remaining.numel() % self.num_replicas
         return torch.cat([remaining, order[used[order]][:padding]])
 
-    def _unused_seeds(self, used: torch.Tensor, count: int) -> torch.Tensor:
-        """The first ``count`` instances of the seed order not marked in ``used``."""
-        return self._seeds[~used[self._seeds]][:count]
+    @staticmethod
+    def _unused_seeds(order: torch.Tensor, used: torch.Tensor, count: int) -> torch.Tensor:
+        """The first ``count`` instances of ``order`` not marked in ``used``."""
+        return order[~used[order]][:count]
 
     def _search_state(self) -> dict[str, Any]:
         """What :meth:`_parse_search` needs to rebuild the search structure."""
@@ -238,7 +307,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         state["search"] = self._search_state() if self.ready else None
         state["refreshed_at"] = self.refreshed_at
         if self._chunk_live():
-            state["chunk"] = (self._chunk_start, self._chunk_value)
+            state["chunk"] = (self._chunk_start, self._chunk_value, self._chunk_step)
             used = (self._chunk_start, self._chunk_base) if self._chunk_base is not None else None
         else:
             state["chunk"] = None
@@ -266,17 +335,17 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if chunk is not None:
             if search is None:
                 raise ValueError("state['chunk'] is set but state['search'] is None: a chunk needs the graph or embeddings")
-            if not isinstance(chunk, (tuple, list)) or len(chunk) != 2:
-                raise ValueError(f"state['chunk'] must be None or (start, value), got {chunk!r}")
+            if not isinstance(chunk, (tuple, list)) or len(chunk) != 3:
+                raise ValueError(f"state['chunk'] must be None or (start, value, step), got {chunk!r}")
             start = check_int("state['chunk'][0]", chunk[0], low=0, high=parsed["position"])
             if start >= len(self) and len(self):
                 raise ValueError(f"state['chunk'][0] must be < {len(self)} batches per epoch, got {start}")
-            chunk = (start, check_probability("state['chunk'][1]", chunk[1]))
+            chunk = (start, check_probability("state['chunk'][1]", chunk[1]), check_int("state['chunk'][2]", chunk[2], low=0))
         parsed["chunk"] = chunk
         parsed["used"] = self._parse_used(state["used"], chunk, parsed["position"])
         return parsed
 
-    def _parse_used(self, used: object, chunk: tuple[int, float] | None, position: int) -> tuple[int, torch.Tensor] | None:
+    def _parse_used(self, used: object, chunk: tuple[int, float, int] | None, position: int) -> tuple[int, torch.Tensor] | None:
         resume_at = chunk[0] if chunk is not None else position
         if used is None:
             if self.epoch_policy == "cover" and resume_at > 0 and position < len(self):
@@ -311,10 +380,10 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if parsed["search"] is not None:
             self._use_search(parsed["search"])
         self.refreshed_at = parsed["refreshed_at"]
-        self._chunk = None
+        self._chunk, self._pending = None, None
         used = parsed["used"]
         self._used_record = None if used is None else ((self.epoch, used[0]), used[1])
         if parsed["chunk"] is not None:
-            start, value = parsed["chunk"]
+            start, value, step = parsed["chunk"]
             self._start_epoch()
-            self._draw_chunk(start, value)
+            self._draw_chunk(start, value, step)

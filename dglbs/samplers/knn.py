@@ -37,11 +37,13 @@ class KNNBatchSampler(EmbeddingBatchSampler):
     def _build(self, embeddings: torch.Tensor) -> None:
         self.embeddings = similarity_rows(embeddings, self.normalize)
 
+    def _search(self) -> torch.Tensor:
+        return self.embeddings
+
     def _nearest(
-        self, seeds: torch.Tensor, exclude: torch.Tensor | None, generator: torch.Generator
+        self, embeddings: torch.Tensor, seeds: torch.Tensor, exclude: torch.Tensor | None, generator: torch.Generator
     ) -> torch.Tensor:
         """Rows ``[seed, its B*replicas - 1 nearest]``, never an instance in ``exclude``."""
-        embeddings = self.embeddings
         device = embeddings.device
         scores = embeddings[seeds.to(device)] @ embeddings.T
         scores[torch.arange(seeds.numel(), device=device), seeds.to(device)] = -torch.inf
@@ -53,20 +55,21 @@ class KNNBatchSampler(EmbeddingBatchSampler):
         columns = top_k_random_ties(scores, neighbors, generator)[1].cpu()
         return torch.cat([seeds.unsqueeze(1), columns], 1)
 
-    def _batches(self, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
+    def _batches(self, search: torch.Tensor, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
         rows_at_once = max(1, self.memory_budget // (8 * self.num_instances))
         return torch.cat([
-            self._nearest(seeds[start : start + rows_at_once], None, generator)
+            self._nearest(search, seeds[start : start + rows_at_once], None, generator)
             for start in range(0, seeds.numel(), rows_at_once)
         ])
 
     def _cover_batches(
-        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+        self, search: torch.Tensor, order: torch.Tensor, count: int, used: torch.Tensor, parameter: float,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         # One batch at a time: each searches among the instances the previous left.
         batches = []
         for _ in range(count):
-            batch = self._nearest(self._unused_seeds(used, 1), used, generator)[0]
+            batch = self._nearest(search, self._unused_seeds(order, used, 1), used, generator)[0]
             used[batch] = True
             batches.append(batch)
         return torch.stack(batches) if batches else torch.empty(0, self.global_batch_size, dtype=torch.int64)

@@ -109,6 +109,10 @@ class WalkBatchSampler(EmbeddingBatchSampler):
     @property
     def current_restart_prob(self) -> float:
         """``alpha`` at the current training step."""
+        return self.restart_prob_at(self.global_step)
+
+    def restart_prob_at(self, step: int) -> float:
+        """``alpha`` at training step ``step``."""
         schedule = self.restart_prob
         if isinstance(schedule, ConstantSchedule):
             return evaluate(schedule, 0.0)
@@ -117,7 +121,7 @@ class WalkBatchSampler(EmbeddingBatchSampler):
                 f"restart_prob schedule {schedule!r} needs the training length: pass "
                 "total_steps= or call set_total_steps(n) (the Trainer does)"
             )
-        return evaluate(schedule, min(1.0, self.global_step / self.total_steps))
+        return evaluate(schedule, min(1.0, step / self.total_steps))
 
     def _build(self, embeddings: torch.Tensor) -> None:
         if self.graph_kind == "knn":
@@ -155,29 +159,33 @@ class WalkBatchSampler(EmbeddingBatchSampler):
         self.walker = walker
         self.graph_version += 1
 
-    def _chunk_parameter(self) -> float:
-        return self.current_restart_prob
+    def _chunk_parameter(self, step: int) -> float:
+        return self.restart_prob_at(step)
 
-    def _batches(self, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
-        return self.walker.batches(
-            seeds, self.global_batch_size, strategy=self.strategy,
-            restart_prob=parameter, generator=generator,
+    def _search(self) -> GraphWalker:
+        return self.walker
+
+    def _batches(self, search: GraphWalker, seeds: torch.Tensor, parameter: float, generator: torch.Generator) -> torch.Tensor:
+        return search.batches(
+            seeds, self.global_batch_size, strategy=self.strategy, restart_prob=parameter, generator=generator,
         )
 
     def _cover_batches(
-        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+        self, search: GraphWalker, order: torch.Tensor, count: int, used: torch.Tensor, parameter: float,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         # One batch at a time, so each grows from an instance no earlier batch took
         # (grown together, two seeds of one chunk could split a cluster between them);
         # all on the walk thread, so the many small walks pay one hand-over.
-        return on_walk_thread(self._cover_batches_here, count, used, parameter, generator)
+        return on_walk_thread(self._cover_batches_here, search, order, count, used, parameter, generator)
 
     def _cover_batches_here(
-        self, count: int, used: torch.Tensor, parameter: float, generator: torch.Generator
+        self, search: GraphWalker, order: torch.Tensor, count: int, used: torch.Tensor, parameter: float,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         batches = [
-            self.walker.batches(
-                self._unused_seeds(used, 1), self.global_batch_size, strategy=self.strategy,
+            search.batches(
+                self._unused_seeds(order, used, 1), self.global_batch_size, strategy=self.strategy,
                 restart_prob=parameter, generator=generator, taken=used,
             )
             for _ in range(count)
