@@ -54,6 +54,9 @@ def test_chunks_after_the_first_are_drawn_on_the_walk_thread(monkeypatch):
     batches = list(sampler)
     assert len(batches) == len(sampler) == 15
     # 5 chunks of 3; the last one's hand-over also starts the next epoch's first chunk.
+    key, future = sampler._pending
+    future.result()
+    assert key[:2] == (1, 0)
     assert threads[0] == threading.current_thread().name
     assert set(threads[1:]) == {"dglbs-dgl-random"} and len(threads) == 6
 
