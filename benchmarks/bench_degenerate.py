@@ -69,7 +69,8 @@ def sampler_for(shape: str, n: int, b: int, m: int, k: int, alpha: float, strate
         n = b + 1
     options["num_neighbors"] = min(options["num_neighbors"], n - 1)
     options["num_candidates"] = max(options["num_candidates"], options["num_neighbors"])
-    sampler = WalkBatchSampler(n, b, strategy=strategy, epoch_policy=policy, chunk_size=128, **options)
+    # prefetch=False: this measures the work per batch, not what a training loop waits for.
+    sampler = WalkBatchSampler(n, b, strategy=strategy, epoch_policy=policy, chunk_size=128, prefetch=False, **options)
     if shape == "hub":
         sampler.set_graph(hub_graph(n, k))
     elif shape == "components":

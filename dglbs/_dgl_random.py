@@ -62,6 +62,8 @@ class _WalkThread:
         torch.set_num_threads(1)  # this thread's OpenMP setting only
         while True:
             call, args, future = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued: work drawn ahead and then dropped
             try:
                 future.set_result(call(*args))
             except BaseException as error:  # handed to the caller

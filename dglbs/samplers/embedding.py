@@ -147,6 +147,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if self.epoch_policy == "cover" and self._chunk_live():
             self._used_record = ((self.epoch, self.position), self._used_before(self.position))
         # Batches not yet yielded are redrawn from the new structure.
+        if self._pending is not None:
+            self._pending[1].cancel()
         self._chunk, self._pending = None, None
         self._structure_id += 1
 
@@ -212,6 +214,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
                 rows, base = pending[1].result()
                 self._install_chunk(position, self._chunk_parameter(step), step, rows, base)
             else:
+                if pending is not None:
+                    pending[1].cancel()  # not needed after all; frees the walk thread if still queued
                 self._draw_chunk(position, self._chunk_parameter(step), step)
             if self.prefetch:
                 self._draw_ahead()
