@@ -20,7 +20,8 @@ has run out of new nodes it can reach (a small closed component, a dead end, a h
 everybody points to) — no out-neighbour of the batch lies outside it, or
 ``STALL_ROUNDS`` rounds in a row, each sized by the yield of the last,
 collected less than ``1 / STALL_YIELD`` of the nodes still missing — or BFS/DFS
-exhaust their queue or stack, the batch continues from *fresh seeds*: nodes drawn uniformly among those no batch may
+exhaust their queue or stack (BFS also after four rounds in a row that grew it by
+less than 1/8 of the missing nodes), the batch continues from *fresh seeds*: nodes drawn uniformly among those no batch may
 still take, as many as the batch's yield per seed so far says are needed to fill
 it. The walk then goes on from those seeds (restarts return to one of them). After
 ``MAX_ROUNDS`` rounds any batch still short is filled with uniformly drawn nodes.
@@ -74,6 +75,9 @@ _EXCLUSIVE_SURPLUS = 3.0
 
 MAX_ROUNDS = 16
 """Rounds of a random walk after which batches still short are filled uniformly."""
+
+_CLOSED_CHECKS = 2048
+"""Neighbour slots a closure check looks at per batch (a uniform sample beyond)."""
 
 _RANDOM_SCORE_CELLS = 2**24
 """Rows x N random scores fresh-node draws may allocate at once."""
@@ -291,7 +295,7 @@ class GraphWalker:
             # walkers' neighbours are in reach, so exactly then), or rounds sized by
             # the last one's yield kept finding (almost) nothing.
             sources = walkers[candidates] if length == 1 else batches.ids[candidates]
-            stuck = self._closed(sources, batches.ids[candidates], batches.taken)
+            stuck = self._closed(sources, batches.ids[candidates], batches.taken, batches.generator)
             if length > 1 or continue_walk:
                 stuck |= poor_rounds[candidates] >= STALL_ROUNDS
             stalled = candidates[stuck]
@@ -305,15 +309,27 @@ class GraphWalker:
                 poor_rounds[stalled] = 0
         batches.fill(batches.open_rows())
 
-    def _closed(self, sources: torch.Tensor, rows: torch.Tensor, taken: torch.Tensor | None) -> torch.Tensor:
+    def _closed(
+        self, sources: torch.Tensor, rows: torch.Tensor, taken: torch.Tensor | None, generator: torch.Generator
+    ) -> torch.Tensor:
         """Per row: whether every out-neighbour of the row's ``sources`` (S, W) is in
         the row ``rows`` (S, B) (both -1 padded) or ``taken``, i.e. no move from them
-        finds a node the row can collect."""
+        finds a node the row can collect. Beyond ``_CLOSED_CHECKS`` neighbour slots a
+        row, a uniform sample of that many is checked (a row judged closed on a
+        sample tops up a little early; one judged open is open)."""
         if not rows.numel():
             return torch.zeros(0, dtype=torch.bool)
-        neighbors = self.neighbor_table[sources.clamp_min(0)].long()
-        neighbors[sources < 0] = -1
-        neighbors = neighbors.view(rows.shape[0], -1)
+        table = self.neighbor_table
+        slots = sources.shape[1] * table.shape[1]
+        if slots > _CLOSED_CHECKS:
+            pick = torch.randint(slots, (rows.shape[0], _CLOSED_CHECKS), generator=generator)
+            chosen = sources.gather(1, pick // table.shape[1])
+            neighbors = table[chosen.clamp_min(0), pick % table.shape[1]].long()
+            neighbors[chosen < 0] = -1
+        else:
+            neighbors = table[sources.clamp_min(0)].long()
+            neighbors[sources < 0] = -1
+            neighbors = neighbors.view(rows.shape[0], -1)
         if taken is not None:
             # Exclusive batches: every member is taken, so a lookup in the mask suffices.
             inside = taken[neighbors.clamp_min(0)] | (neighbors < 0)
@@ -330,17 +346,29 @@ class GraphWalker:
         # appended in queue order) and needs fewer rounds when out-degrees are small.
         width = max(1, math.ceil(size / max(1, table.shape[1])))
         head = torch.zeros_like(batches.count)
-        while bool((rows := batches.open_rows()).numel()):
+        poor_rounds = torch.zeros_like(batches.count)
+        for _ in range(MAX_ROUNDS):
+            rows = batches.open_rows()
+            if not rows.numel():
+                return
+            missing = size - batches.count[rows]
             position = head[rows].unsqueeze(1) + torch.arange(width)
             queued = position < batches.count[rows].unsqueeze(1)
             expand = batches.ids[rows].gather(1, position.clamp_max(size - 1))
             frontier = table[expand.clamp_min(0)].long()
             frontier[~queued] = -1
-            batches.collect(rows, frontier.view(rows.numel(), -1))
+            gained = batches.collect(rows, frontier.view(rows.numel(), -1))
             head[rows] += queued.sum(1)
-            exhausted = rows[(head[rows] == batches.count[rows]) & (batches.count[rows] < size)]
+            # A queue that grows by a node or two a round (out-degree 1, paths into
+            # small cycles) stalls like an exhausted one.
+            poor = gained * STALL_YIELD < missing
+            poor_rounds[rows] = torch.where(poor, poor_rounds[rows] + 1, 0)
+            open_now = batches.count[rows] < size
+            exhausted = rows[((head[rows] == batches.count[rows]) | (poor_rounds[rows] >= STALL_ROUNDS)) & open_now]
             if exhausted.numel():
                 batches.add_fresh_seeds(exhausted)
+                poor_rounds[exhausted] = 0
+        batches.fill(batches.open_rows())
 
     def _dfs(self, batches: _Batches) -> None:
         rows_at_once = max(1, _DFS_BITMAP_CELLS // max(1, self.num_nodes))
