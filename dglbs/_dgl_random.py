@@ -20,12 +20,13 @@ against a fingerprint recorded for the pinned DGL version.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 import dgl
@@ -61,7 +62,10 @@ class _WalkThread:
     def _serve(self) -> None:
         torch.set_num_threads(1)  # this thread's OpenMP setting only
         while True:
-            call, args, future = self._jobs.get()
+            job = self._jobs.get()
+            if job is None:
+                return
+            call, args, future = job
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while queued: work drawn ahead and then dropped
             try:
@@ -78,6 +82,22 @@ class _WalkThread:
         future: Future = Future()
         self._jobs.put((call, args, future))
         return future
+
+    def stop(self) -> None:
+        """Cancel the queued jobs, let the running one finish, and end the thread.
+
+        Called at interpreter exit: a daemon thread still inside DGL or torch when
+        the process tears down their C++ state aborts the process (SIGABRT), e.g.
+        while drawing ahead a chunk nobody will use."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except Empty:
+                break
+            if job is not None:
+                job[2].cancel()
+        self._jobs.put(None)
+        self._thread.join()
 
 
 _thread: _WalkThread | None = None
@@ -100,6 +120,12 @@ def _forget_thread() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_thread)
+
+
+@atexit.register
+def _stop_thread() -> None:
+    if _thread is not None:
+        _thread.stop()
 
 
 def start() -> None:
