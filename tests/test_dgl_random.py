@@ -43,3 +43,19 @@ def test_seeds_do_not_replay_each_other_across_epochs():
 
     assert epoch_batches(0, 1) != epoch_batches(1, 0)
     assert epoch_batches(5, 3) != epoch_batches(6, 2)
+
+
+def test_a_program_exits_cleanly_while_a_chunk_is_drawn_ahead():
+    # One batch, then exit: the next chunk is being drawn on the walk thread.
+    program = """
+import torch
+from dglbs import WalkBatchSampler
+sampler = WalkBatchSampler(20000, 64, num_candidates=100, num_neighbors=10, chunk_size=64, epoch_policy="cover")
+sampler.set_embeddings(torch.randn(20000, 8))
+next(iter(sampler))
+print("done")
+"""
+    for _ in range(3):
+        finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+        assert finished.stdout.strip() == "done"
