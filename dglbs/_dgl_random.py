@@ -25,7 +25,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
@@ -115,8 +115,8 @@ def _walk_thread() -> _WalkThread:
 
 def _forget_thread() -> None:
     # Threads do not survive fork: a child process starts its own on first use.
-    global _thread, _lock
-    _thread, _lock = None, threading.Lock()
+    global _thread, _lock, _builder
+    _thread, _lock, _builder = None, threading.Lock(), None
 
 
 os.register_at_fork(after_in_child=_forget_thread)
@@ -156,6 +156,19 @@ def submit_to_walk_thread(call: Callable[..., T], *args: Any) -> Future:
     """Queue ``call(*args)`` on the walk thread and return its future at once (for
     work drawn ahead of need, such as the next chunk of batches)."""
     return _walk_thread().submit(call, *args)
+
+
+_builder: ThreadPoolExecutor | None = None
+
+
+def submit_to_build_thread(call: Callable[..., T], *args: Any) -> Future:
+    """Queue ``call(*args)`` (a graph build) on a background thread limited to one
+    OpenMP thread, so it leaves the training loop's threads alone."""
+    global _builder
+    with _lock:
+        if _builder is None:
+            _builder = ThreadPoolExecutor(1, "dglbs-graph-build", initializer=torch.set_num_threads, initargs=(1,))
+        return _builder.submit(call, *args)
 
 
 def random_walk_traces(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .._checks import check_embeddings, check_int, check_probability
-from .._dgl_random import submit_to_walk_thread
+from .._dgl_random import submit_to_build_thread, submit_to_walk_thread
 from .._seeds import generator_for
 from .base import ContrastiveBatchSampler
 
@@ -65,6 +65,11 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         Draw the next chunk on a background thread while the current one is used,
         so sampling leaves the training loop's critical path. The batches are the
         same either way.
+    build_lag : int
+        ``0``: :meth:`set_embeddings` builds the graph (or search structure) at once.
+        ``L > 0`` (``L < t``): it is built on a background thread while training goes
+        on with the current one, and takes over after exactly ``L`` more steps
+        (:meth:`step`), whatever the timing, so batches stay reproducible.
     **kwargs
         See :class:`ContrastiveBatchSampler`.
     """
@@ -79,6 +84,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         chunk_size: int | None = None,
         epoch_policy: str = "independent",
         prefetch: bool = True,
+        build_lag: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(num_instances, batch_size, **kwargs)
@@ -95,6 +101,9 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if not isinstance(prefetch, bool):
             raise TypeError(f"prefetch must be a bool, got {prefetch!r}")
         self.prefetch = prefetch
+        self.build_lag = check_int("build_lag", build_lag, low=0, high=self.refresh_every - 1)
+        # A structure built in the background: (the step it takes over at, its future).
+        self._building: tuple[int, Future] | None = None
         self.refreshed_at: int | None = None
         self._chunk: list[torch.Tensor] | None = None
         self._chunk_start = 0
@@ -113,7 +122,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return (
             f"{super()._describe()}, refresh_every={self.refresh_every}, "
             f"normalize={self.normalize}, chunk_size={self.chunk_size}, "
-            f"epoch_policy={self.epoch_policy!r}, prefetch={self.prefetch}"
+            f"epoch_policy={self.epoch_policy!r}, prefetch={self.prefetch}, build_lag={self.build_lag}"
         )
 
     def config(self) -> dict[str, Any]:
@@ -122,6 +131,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
             "normalize": self.normalize,
             "chunk_size": self.chunk_size,
             "epoch_policy": self.epoch_policy,
+            "build_lag": self.build_lag,
         }
 
     @property
@@ -130,31 +140,60 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return self.refreshed_at is None or self.global_step - self.refreshed_at >= self.refresh_every
 
     def set_embeddings(self, embeddings: torch.Tensor) -> None:
-        """Rebuild from embeddings of all instances.
+        """Rebuild from embeddings of all instances: at once, or (``build_lag > 0``)
+        in the background, taking over ``build_lag`` steps from now.
 
         Parameters
         ----------
         embeddings : Tensor of shape (N, d), floating point, finite, ``d >= 1``
             Row ``i`` embeds dataset index ``i``; any device (the similarity search
-            runs there). Detached; with ``normalize``, rows are scaled to unit norm
-            without overflow (all-zero rows stay zero).
+            runs there). Detached (and copied for a background build, so the caller
+            may change it); with ``normalize``, rows are scaled to unit norm without
+            overflow (all-zero rows stay zero).
         """
-        self._build(check_embeddings(embeddings, num_instances=self.num_instances).detach())
-        self._mark_refreshed()
-
-    def _mark_refreshed(self) -> None:
+        embeddings = check_embeddings(embeddings, num_instances=self.num_instances).detach()
+        if self.build_lag == 0 or not self.ready:
+            # The first structure is needed before any batch: build it now.
+            self._drop_build()
+            self._use_search(self._make_search(embeddings))
+            self._invalidate_chunks()
+        else:
+            self._finish_build()
+            self._building = (self.global_step + self.build_lag,
+                              submit_to_build_thread(self._make_search, embeddings.clone()))
         self.refreshed_at = self.global_step
+
+    def step(self, num_steps: int = 1) -> None:
+        super().step(num_steps)
+        if self._building is not None and self.global_step >= self._building[0]:
+            self._finish_build()
+
+    def _finish_build(self) -> None:
+        """Install the structure being built, if any (waiting for it)."""
+        if self._building is not None:
+            search = self._building[1].result()
+            self._building = None
+            self._use_search(search)
+            self._invalidate_chunks()
+
+    def _drop_build(self) -> None:
+        if self._building is not None:
+            self._building[1].cancel()
+            self._building = None
+
+    def _invalidate_chunks(self) -> None:
+        """Batches not yet yielded are redrawn from the new structure."""
         if self.epoch_policy == "cover" and self._chunk_live():
             self._used_record = ((self.epoch, self.position), self._used_before(self.position))
-        # Batches not yet yielded are redrawn from the new structure.
         if self._pending is not None:
             self._pending[1].cancel()
         self._chunk, self._pending = None, None
         self._structure_id += 1
 
-    def _build(self, embeddings: torch.Tensor) -> None:
-        """Turn checked embeddings into the sampler's search structure (normalising
-        them when ``self.normalize``)."""
+    def _make_search(self, embeddings: torch.Tensor) -> Any:
+        """The search structure (graph walker, normalised embeddings) for checked
+        embeddings; a function of them and the configuration only, so it can run on
+        another thread. Installed by :meth:`_use_search`."""
         raise NotImplementedError
 
     @property
@@ -295,8 +334,12 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         """The first ``count`` instances of ``order`` not marked in ``used``."""
         return order[~used[order]][:count]
 
-    def _search_state(self) -> dict[str, Any]:
-        """What :meth:`_parse_search` needs to rebuild the search structure."""
+    def _search_state(self, search: Any) -> dict[str, Any]:
+        """What :meth:`_parse_search` needs to rebuild ``search``."""
+        raise NotImplementedError
+
+    def _installed_search(self) -> Any:
+        """The installed structure, as :meth:`_make_search` returns it."""
         raise NotImplementedError
 
     def _parse_search(self, search: object) -> Any:
@@ -308,8 +351,10 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["search"] = self._search_state() if self.ready else None
+        state["search"] = self._search_state(self._installed_search()) if self.ready else None
         state["refreshed_at"] = self.refreshed_at
+        building = self._building
+        state["building"] = None if building is None else (building[0], self._search_state(building[1].result()))
         if self._chunk_live():
             state["chunk"] = (self._chunk_start, self._chunk_value, self._chunk_step)
             used = (self._chunk_start, self._chunk_base) if self._chunk_base is not None else None
@@ -321,7 +366,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return state
 
     def _state_keys(self) -> set[str]:
-        return super()._state_keys() | {"search", "refreshed_at", "chunk", "used"}
+        return super()._state_keys() | {"search", "refreshed_at", "chunk", "used", "building"}
 
     def _parse_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
         parsed = super()._parse_state(state)
@@ -332,6 +377,15 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
                 f"yet) or both be set, got search={type(search).__name__} and refreshed_at={refreshed_at!r}"
             )
         parsed["search"] = None if search is None else self._parse_search(search)
+        building = state["building"]
+        if building is not None:
+            if search is None or not isinstance(building, (tuple, list)) or len(building) != 2:
+                raise ValueError(
+                    "state['building'] must be None or (swap step, structure) of a sampler that has one"
+                )
+            swap = check_int("state['building'][0]", building[0], low=parsed["global_step"] + 1)
+            building = (swap, self._parse_search(building[1]))
+        parsed["building"] = building
         parsed["refreshed_at"] = None if refreshed_at is None else check_int(
             "state['refreshed_at']", refreshed_at, low=0, high=parsed["global_step"]
         )
@@ -383,6 +437,12 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         super()._apply_state(parsed)
         if parsed["search"] is not None:
             self._use_search(parsed["search"])
+        self._drop_build()
+        if parsed["building"] is not None:
+            swap, search = parsed["building"]
+            done: Future = Future()
+            done.set_result(search)
+            self._building = (swap, done)
         self.refreshed_at = parsed["refreshed_at"]
         self._chunk, self._pending = None, None
         used = parsed["used"]

@@ -34,8 +34,8 @@ class KNNBatchSampler(EmbeddingBatchSampler):
         )
         self.embeddings: torch.Tensor | None = None
 
-    def _build(self, embeddings: torch.Tensor) -> None:
-        self.embeddings = similarity_rows(embeddings, self.normalize)
+    def _make_search(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return similarity_rows(embeddings, self.normalize)
 
     def _search(self) -> torch.Tensor:
         return self.embeddings
@@ -74,8 +74,11 @@ class KNNBatchSampler(EmbeddingBatchSampler):
             batches.append(batch)
         return torch.stack(batches) if batches else torch.empty(0, self.global_batch_size, dtype=torch.int64)
 
-    def _search_state(self) -> dict[str, Any]:
-        return {"embeddings": self.embeddings.cpu()}
+    def _search_state(self, search: torch.Tensor) -> dict[str, Any]:
+        return {"embeddings": search.cpu()}
+
+    def _installed_search(self) -> torch.Tensor:
+        return self.embeddings
 
     def _parse_search(self, search: object) -> torch.Tensor:
         if not isinstance(search, dict) or set(search) != {"embeddings"}:

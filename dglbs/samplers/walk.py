@@ -123,17 +123,18 @@ class WalkBatchSampler(EmbeddingBatchSampler):
             )
         return evaluate(schedule, min(1.0, step / self.total_steps))
 
-    def _build(self, embeddings: torch.Tensor) -> None:
+    def _make_search(self, embeddings: torch.Tensor) -> tuple[GraphWalker, int]:
+        version = self.graph_version + 1
         if self.graph_kind == "knn":
             graph = knn_graph(embeddings, self.num_neighbors, memory_budget=self.memory_budget, normalize=self.normalize)
         else:
-            # One candidate stream per refresh, reproducible from the seed.
-            generator = generator_for(self.seed, GRAPH_STREAM, self.graph_version)
+            # One candidate stream per graph, reproducible from the seed.
+            generator = generator_for(self.seed, GRAPH_STREAM, version - 1)
             graph = proximity_graph(
                 embeddings, self.num_candidates, self.num_neighbors,
                 generator=generator, memory_budget=self.memory_budget, normalize=self.normalize,
             )
-        self._use_graph(graph)
+        return GraphWalker(graph), version
 
     def set_graph(self, graph: dgl.DGLGraph) -> None:
         """Walk on a given graph from now on (counts as a refresh).
@@ -149,15 +150,10 @@ class WalkBatchSampler(EmbeddingBatchSampler):
                 f"graph has {walker.num_nodes} nodes but the dataset has "
                 f"{self.num_instances} instances"
             )
-        self._use_walker(walker)
-        self._mark_refreshed()
-
-    def _use_graph(self, graph: dgl.DGLGraph) -> None:
-        self._use_walker(GraphWalker(graph))
-
-    def _use_walker(self, walker: GraphWalker) -> None:
-        self.walker = walker
-        self.graph_version += 1
+        self._drop_build()
+        self._use_search((walker, self.graph_version + 1))
+        self._invalidate_chunks()
+        self.refreshed_at = self.global_step
 
     def _chunk_parameter(self, step: int) -> float:
         return self.restart_prob_at(step)
@@ -200,12 +196,12 @@ class WalkBatchSampler(EmbeddingBatchSampler):
             "graph": self.graph_kind,
         }
 
-    def _search_state(self) -> dict[str, Any]:
-        return {
-            "indptr": self.walker._indptr,
-            "indices": self.walker._indices,
-            "graph_version": self.graph_version,
-        }
+    def _search_state(self, search: tuple[GraphWalker, int]) -> dict[str, Any]:
+        walker, version = search
+        return {"indptr": walker._indptr, "indices": walker._indices, "graph_version": version}
+
+    def _installed_search(self) -> tuple[GraphWalker, int]:
+        return self.walker, self.graph_version
 
     def _parse_search(self, search: object) -> tuple[GraphWalker, int]:
         if not isinstance(search, Mapping) or set(search) != {"indptr", "indices", "graph_version"}:
