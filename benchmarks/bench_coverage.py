@@ -38,11 +38,12 @@ def sources(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor | None
 
 
 def samplers(n: int, b: int):
+    # prefetch=False: the time column is the work per batch (nothing trains in between).
     yield "uniform", UniformBatchSampler(n, b)
     for policy in ("independent", "cover"):
-        yield f"kNN, {policy}", KNNBatchSampler(n, b, epoch_policy=policy)
+        yield f"kNN, {policy}", KNNBatchSampler(n, b, epoch_policy=policy, prefetch=False)
         yield f"BatchSampler, {policy}", WalkBatchSampler(
-            n, b, num_candidates=500, num_neighbors=100, restart_prob=0.2, epoch_policy=policy
+            n, b, num_candidates=500, num_neighbors=100, restart_prob=0.2, epoch_policy=policy, prefetch=False
         )
 
 

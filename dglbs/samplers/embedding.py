@@ -258,6 +258,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
                 self._draw_chunk(position, self._chunk_parameter(step), step)
             if self.prefetch:
                 self._draw_ahead()
+        if self.prefetch and position == len(self) - 1 and self._pending is None:
+            self._draw_next_epoch_ahead()
         return self._chunk[position - self._chunk_start]
 
     def _chunk_key(self, start: int, step: int) -> tuple[int, int, int, int]:
@@ -265,17 +267,22 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return (self.epoch, start, step, self._structure_id)
 
     def _draw_ahead(self) -> None:
-        """Start drawing the chunk after the current one on the walk thread: the next
-        of this epoch, or the first of the next epoch (used if training reaches it at
-        the step expected, one step per batch; else it is drawn anew)."""
-        start, epoch, order = self._chunk_start + len(self._chunk), self.epoch, self._seeds
-        step = self._chunk_step + len(self._chunk)
+        """Start drawing the chunk after the current one of this epoch on the walk thread."""
+        start = self._chunk_start + len(self._chunk)
         if start < len(self):
+            step = self._chunk_step + len(self._chunk)
             base = self._used_before(start) if self.epoch_policy == "cover" else None
-        else:
-            start, epoch = 0, epoch + 1
-            order = self._seed_order(epoch)
-            base = torch.zeros(self.num_instances, dtype=torch.bool) if self.epoch_policy == "cover" else None
+            self._submit(self.epoch, start, step, base, self._seeds)
+
+    def _draw_next_epoch_ahead(self) -> None:
+        """With the epoch's last batch out, start drawing the next epoch's first chunk:
+        it is due at the next step if the loop steps (one step per batch), else now.
+        Used only if training reaches it at that step; else drawn anew."""
+        step = self.global_step + (1 if self.global_step > self._chunk_step else 0)
+        base = torch.zeros(self.num_instances, dtype=torch.bool) if self.epoch_policy == "cover" else None
+        self._submit(self.epoch + 1, 0, step, base, self._seed_order(self.epoch + 1))
+
+    def _submit(self, epoch: int, start: int, step: int, base: torch.Tensor | None, order: torch.Tensor) -> None:
         future = submit_to_walk_thread(
             self._compute_chunk, start, self._chunk_parameter(step), base, self._search(), order, epoch
         )

@@ -53,7 +53,7 @@ def test_chunks_after_the_first_are_drawn_on_the_walk_thread(monkeypatch):
     monkeypatch.setattr(type(sampler), "_compute_chunk", recording)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 15
-    # 5 chunks of 3; the last one's hand-over also starts the next epoch's first chunk.
+    # 5 chunks of 3; the epoch's last batch also starts the next epoch's first chunk.
     key, future = sampler._pending
     future.result()
     assert key[:2] == (1, 0)
