@@ -23,7 +23,7 @@ from torch import nn
 from dglbs import WalkBatchSampler
 from dglbs.losses import InfoNCELoss
 from dglbs.method import ContrastiveMethod
-from dglbs.trainer import Trainer, summarize_history
+from dglbs.trainer import Trainer
 
 
 class NoisyViewsMLP(ContrastiveMethod):
