@@ -1,8 +1,10 @@
 """Shared fixtures: the dglbs loggers reset after each test (commands configure them), a
 tiny random BERT and the bundled STS data. Loader caches go to a folder of this test run,
 not the user's cache."""
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import torch
 from dglbs.data.paths import CACHE_ENV_VAR, default_data_dir
 
 os.environ[CACHE_ENV_VAR] = tempfile.mkdtemp(prefix="dglbs-test-cache-")
+atexit.register(shutil.rmtree, os.environ[CACHE_ENV_VAR], ignore_errors=True)
 
 COMMAND_LOGGERS = ("dglbs", "dglbs_examples")
 
