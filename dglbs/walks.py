@@ -15,14 +15,13 @@ A batch is the first ``B`` distinct nodes a walk from a seed node visits:
 - ``"dfs"``: randomised depth-first search: move to a random unvisited neighbour,
   backtrack when there is none.
 
-Walks run in rounds, all batches of a call at once. **Top-up**: when a random walk
-has run out of new nodes it can reach (a small closed component, a dead end, a hub
-everybody points to) — no out-neighbour of the batch lies outside it, or
-``STALL_ROUNDS`` rounds in a row, each sized by the yield of the last,
-collected less than ``1 / STALL_YIELD`` of the nodes still missing — or BFS/DFS
-exhaust their queue or stack (BFS also after four rounds in a row that grew it by
-less than 1/8 of the missing nodes), the batch continues from *fresh seeds*: nodes drawn uniformly among those no batch may
-still take, as many as the batch's yield per seed so far says are needed to fill
+Walks run in rounds, all batches of a call at once. **Top-up**: when a walk has run
+out of new nodes it can reach (a small closed component, a dead end, a hub everybody
+points to) — no out-neighbour of the batch lies outside it, or ``STALL_ROUNDS``
+rounds in a row, each sized by the yield of the last, collected less than
+``1 / STALL_YIELD`` of the nodes still missing, or BFS/DFS exhausted their queue or
+stack — the batch continues from *fresh seeds*: nodes drawn uniformly among those it
+may still take, as many as the yield per seed of its latest seeds says will fill
 it. The walk then goes on from those seeds (restarts return to one of them). After
 ``MAX_ROUNDS`` rounds any batch still short is filled with uniformly drawn nodes.
 So every batch has ``B`` distinct nodes and the work per batch is bounded by a small
@@ -30,9 +29,9 @@ multiple of that of a well-connected graph, whatever the graph (no ``B**2`` clif
 
 **Exclusive batches** (``taken``, used by covering epochs): nodes marked taken are
 never collected (random walks still pass through them, but a batch all of whose
-out-neighbours are taken tops up at once; BFS and DFS treat them as removed), the batches of one call are disjoint (a node two batches
-reach in the same round goes to the lower-numbered one), and every collected node is
-marked taken.
+out-neighbours are taken tops up at once; BFS and DFS treat them as removed), the
+batches of one call are disjoint (a node two batches reach in the same round goes to
+the lower-numbered one), and every collected node is marked taken.
 
 Randomness comes from one ``torch.Generator``; DGL's walks are seeded from it and run
 on a dedicated thread (:mod:`dglbs._dgl_random`), so the batches depend on the
