@@ -11,20 +11,22 @@ process:
   before: ``dgl.seed(...)`` at the default thread count hands ids to the main thread
   and the OpenMP workers in racy order, and each id is a different stream.
 
-So every walk runs on a thread of our own, started when :mod:`dglbs` is imported,
-limited to one OpenMP thread (a per-thread setting: the rest of the program keeps
-its thread count), and the first to seed DGL in a program that imports dglbs before
-touching DGL's generators. Its stream is then a function of the seed only, whatever
+So every walk runs on a thread of our own, started when :mod:`dglbs` is imported and
+the first to seed DGL in a program that imports dglbs before touching DGL's
+generators, with DGL limited to one thread for the duration of each call
+(:func:`single_threaded_dgl`). Its stream is then a function of the seed only, whatever
 the program does with ``dgl.seed`` later. :func:`stream_is_canonical` checks this
 against a fingerprint recorded for the pinned DGL version.
 """
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
@@ -45,9 +47,49 @@ _FINGERPRINTS = {
 def _probe() -> tuple[int, ...]:
     nodes = torch.arange(64, dtype=torch.int32)
     graph = dgl.graph((nodes.repeat_interleave(64), nodes.repeat(64)), num_nodes=64)
-    dgl.seed(_PROBE_SEED)
-    trace, _ = dgl.sampling.random_walk(graph, torch.zeros(1, dtype=torch.int32), length=16)
+    with single_threaded_dgl():
+        dgl.seed(_PROBE_SEED)
+        trace, _ = dgl.sampling.random_walk(graph, torch.zeros(1, dtype=torch.int32), length=16)
     return tuple(trace[0, 1:].tolist())
+
+
+@contextmanager
+def single_threaded_dgl() -> Iterator[None]:
+    """DGL's seeding and walks on one thread, for their duration only.
+
+    DGL's parallel loops do not follow the calling thread's own OpenMP setting (see
+    :func:`one_openmp_thread`), only the process-wide one ``torch.set_num_threads``
+    sets; so it is lowered to one thread around each call and restored after. While
+    a walk drawn ahead runs, the training loop's own parallel regions run on one
+    thread too: a walk call lasts about a millisecond."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+_OPENMP_LIBRARIES = ("libgomp.so.1", "libiomp5.so", "libomp.so", "libomp.dylib")
+
+
+def one_openmp_thread() -> bool:
+    """Limit OpenMP parallel regions started by the calling thread to one thread.
+
+    ``omp_set_num_threads`` sets the calling thread's own setting (OpenMP's
+    nthreads-var), which torch's parallel regions on this thread follow; the rest of
+    the program keeps its threads. (``torch.set_num_threads`` would not do: it sets
+    the process-wide count, and left at one it halved the training loop's matrix
+    products.) Used by the graph-build thread. Returns whether an OpenMP runtime was
+    found (the one torch and DGL share, by soname).
+    """
+    for name in _OPENMP_LIBRARIES:
+        try:
+            ctypes.CDLL(name).omp_set_num_threads(1)
+        except (OSError, AttributeError):
+            continue
+        return True
+    return False
 
 
 class _WalkThread:
@@ -60,7 +102,8 @@ class _WalkThread:
         self.fingerprint = self.run(_probe)
 
     def _serve(self) -> None:
-        torch.set_num_threads(1)  # this thread's OpenMP setting only
+        # No thread setting of its own: single_threaded_dgl reads and restores the
+        # program's (process-wide) count from this thread.
         while True:
             job = self._jobs.get()
             if job is None:
@@ -167,7 +210,7 @@ def submit_to_build_thread(call: Callable[..., T], *args: Any) -> Future:
     global _builder
     with _lock:
         if _builder is None:
-            _builder = ThreadPoolExecutor(1, "dglbs-graph-build", initializer=torch.set_num_threads, initargs=(1,))
+            _builder = ThreadPoolExecutor(1, "dglbs-graph-build", initializer=one_openmp_thread)
         return _builder.submit(call, *args)
 
 
@@ -194,8 +237,9 @@ def random_walk_traces(
         )
 
     def walk() -> torch.Tensor:
-        dgl.seed(seed)
-        traces, _ = dgl.sampling.random_walk(graph, nodes, length=length, restart_prob=restart)
+        with single_threaded_dgl():
+            dgl.seed(seed)
+            traces, _ = dgl.sampling.random_walk(graph, nodes, length=length, restart_prob=restart)
         return traces
 
     return _walk_thread().run(walk)

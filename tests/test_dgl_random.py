@@ -58,3 +58,24 @@ print("done")
         finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
         assert finished.returncode == 0, finished.stderr[-2000:]
         assert finished.stdout.strip() == "done"
+
+
+def test_the_walk_thread_leaves_the_programs_thread_count_alone():
+    program = """
+import time
+import torch
+torch.set_num_threads(2)
+import dglbs
+from dglbs import WalkBatchSampler
+sampler = WalkBatchSampler(500, 32, num_candidates=50, num_neighbors=8, build_lag=2, refresh_every=4)
+sampler.set_embeddings(torch.randn(500, 8))
+for batch in sampler:
+    sampler.step()
+    if sampler.refresh_due:
+        sampler.set_embeddings(torch.randn(500, 8))
+time.sleep(0.2)
+print(torch.get_num_threads())
+"""
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip() == "2"
