@@ -77,6 +77,12 @@ def group_by_config(results: Iterable[Any], fields: Sequence[str] = CONFIG_FIELD
     return groups
 
 
+def mean_and_spread(mean: float, std: float, runs: int) -> str:
+    """``mean ± std`` over runs, 16 characters wide; one run has no spread to show, so it
+    says so rather than ``± 0.00``."""
+    return f"{mean:9.2f} ± {std:4.2f}" if runs > 1 else f"{mean:9.2f}  1 run"
+
+
 def cost_columns(group: Sequence[Any]) -> str:
     """Seed count and mean training time, sampler share and encode share (``COST_HEADER``)."""
 

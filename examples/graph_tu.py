@@ -27,7 +27,8 @@ from dglbs.data.tu import TUDataset, collate
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
-    COST_HEADER, PAPER_SAMPLERS, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, run_outputs, tu_folder,
+    COST_HEADER, PAPER_SAMPLERS, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler,
+    mean_and_spread, run_outputs, tu_folder,
 )
 from dglbs_models.gin import GIN
 from dglbs_models.graphcl import GraphCL
@@ -125,7 +126,8 @@ def summary_table(results: list[Result]) -> str:
     lines = [f"{'dataset':12s} {'method':8s} {'loss':8s} {'sampler':18s} {'accuracy (%)':>16s} {COST_HEADER}"]
     for (name, method, loss, sampler), group in group_by_config(results).items():
         mean, std = summarize([100 * result.accuracy for result in group])
-        lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:18s} {mean:9.2f} ± {std:4.2f} {cost_columns(group)}")
+        lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:18s} {mean_and_spread(mean, std, len(group))} "
+                     f"{cost_columns(group)}")
     return "\n".join(lines)
 
 

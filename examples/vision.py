@@ -42,7 +42,8 @@ from dglbs.evaluation.knn_monitor import KNNMonitor
 from dglbs.losses import LOSSES, make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
-    COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, run_outputs,
+    COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, mean_and_spread,
+    run_outputs,
 )
 from dglbs_models.augment_image import mocov3_augmentations, simclr_augmentation
 from dglbs_models.mocov3 import MoCoV3, MoCoV3Loss
@@ -231,7 +232,7 @@ def summary_table(results: list[Result]) -> str:
         mean, std = summarize([100 * result.accuracy for result in group])
         finals = [100 * result.knn_accuracies[-1] for result in group if result.knn_accuracies]
         knn = f"{sum(finals) / len(finals):7.2f}" if finals else f"{'-':>7s}"
-        lines.append(f"{name:14s} {method:7s} {loss:8s} {sampler:13s} {mean:9.2f} ± {std:4.2f} {knn} "
+        lines.append(f"{name:14s} {method:7s} {loss:8s} {sampler:13s} {mean_and_spread(mean, std, len(group))} {knn} "
                      f"{cost_columns(group)}")
     return "\n".join(lines)
 

@@ -50,3 +50,11 @@ def test_graphcl_on_mutag_reaches_the_papers_range(mutag):
     """Opt-in (`pytest -m slow`): a full 20-epoch run lands near the paper's 86.8 %."""
     for sampler in ("uniform", "batchsampler"):
         assert run(Config(sampler=sampler), mutag).accuracy > 0.82
+
+
+def test_one_seed_shows_no_spread_rather_than_zero():
+    from dglbs_examples.common import mean_and_spread
+
+    assert mean_and_spread(74.85, 0.0, 1) == "    74.85  1 run"
+    assert mean_and_spread(75.41, 0.55, 5) == "    75.41 ± 0.55"
+    assert len(mean_and_spread(1.0, 0.0, 1)) == len(mean_and_spread(1.0, 0.0, 2))
