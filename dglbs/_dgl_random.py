@@ -145,7 +145,7 @@ class _WalkThread:
 
 _thread: _WalkThread | None = None
 _lock = threading.Lock()
-_warned = False
+_stream_checked = False
 
 
 def _walk_thread() -> _WalkThread:
@@ -224,17 +224,19 @@ def random_walk_traces(
     -------
     Tensor of shape (len(nodes), length + 1), the graph's id type; -1 after a trace ends.
     """
-    global _warned
-    if not _warned and stream_is_canonical() is False:
-        _warned = True
-        warnings.warn(
-            "DGL's random generators were seeded on other threads before dglbs was "
-            "imported (e.g. dgl.seed(...) called first), so walks are reproducible within "
-            "this program but differ from a program that imports dglbs first; import dglbs "
-            "before calling dgl.seed to get the same batches everywhere",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    global _stream_checked
+    if not _stream_checked:
+        # Once per process: the fingerprint cannot change, and this runs every round.
+        _stream_checked = True
+        if stream_is_canonical() is False:
+            warnings.warn(
+                "DGL's random generators were seeded on other threads before dglbs was "
+                "imported (e.g. dgl.seed(...) called first), so walks are reproducible within "
+                "this program but differ from a program that imports dglbs first; import dglbs "
+                "before calling dgl.seed to get the same batches everywhere",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def walk() -> torch.Tensor:
         with single_threaded_dgl():

@@ -287,8 +287,6 @@ class GraphWalker:
             yield_per_trace[rows] = (gained / traces).clamp_min(1.0 / size).double()
             poor = (gained * STALL_YIELD < missing) & (batches.count[rows] < size)
             poor_rounds[rows] = torch.where(poor, poor_rounds[rows] + 1, 0)
-            # Out of reach: no new node is one move away (closed), or rounds of growing
-            # size kept finding (almost) nothing.
             candidates = rows[poor]
             # Stuck: no new node is one move away (with one move per trace only the
             # walkers' neighbours are in reach, so exactly then), or rounds sized by

@@ -35,12 +35,12 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
       instances are near each other, so the last batches are closer to uniform.
       The last batch holds the remaining ``N mod (B * replicas)`` instances (padded
       with used ones to split evenly over replicas), unless ``drop_last``.
-    - ``"independent"`` (default, until the graph-evidence experiments choose; covering
-      epochs walk one batch at a time and cost several ms a batch): every batch is
-      grown from its own seed over all instances,
-      as in the paper's description; batches overlap, and one epoch visits only part
-      of the data (about 40 % at K = 100, M = 500, alpha = 0.2), biased to instances
-      many others point to.
+    - ``"independent"`` (default: over 5 paired seeds covering epochs trained no
+      better on PROTEINS, IMDB-BINARY and NCI1, and they sample one batch at a time,
+      at several ms a batch): every batch is grown from its own seed over all
+      instances, as in the paper's description; batches overlap, and one epoch visits
+      only part of the data (54-61 % at K = 100, M = 500, alpha = 0.2 in
+      ``benchmarks/bench_coverage.py``), biased to instances many others point to.
 
     Seeds follow a permutation drawn per epoch. Batches are computed ``chunk_size``
     at a time; new embeddings (:meth:`set_embeddings`) discard the chunk (and the one
@@ -185,10 +185,15 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         """Batches not yet yielded are redrawn from the new structure."""
         if self.epoch_policy == "cover" and self._chunk_live():
             self._used_record = ((self.epoch, self.position), self._used_before(self.position))
+        self._drop_pending()
+        self._chunk = None
+        self._structure_id += 1
+
+    def _drop_pending(self) -> None:
+        """Forget the chunk drawn ahead (cancelled if still queued on the walk thread)."""
         if self._pending is not None:
             self._pending[1].cancel()
-        self._chunk, self._pending = None, None
-        self._structure_id += 1
+            self._pending = None
 
     def _make_search(self, embeddings: torch.Tensor) -> Any:
         """The search structure (graph walker, normalised embeddings) for checked
@@ -248,13 +253,13 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if chunk is None or not self._chunk_start <= position < self._chunk_start + len(chunk):
             chained = self._chunk_live() and position == self._chunk_start + len(chunk)
             step = self._chunk_step + len(chunk) if chained else self.global_step
-            pending, self._pending = self._pending, None
+            pending = self._pending
             if pending is not None and pending[0] == self._chunk_key(position, step):
+                self._pending = None
                 rows, base = pending[1].result()
                 self._install_chunk(position, self._chunk_parameter(step), step, rows, base)
             else:
-                if pending is not None:
-                    pending[1].cancel()  # not needed after all; frees the walk thread if still queued
+                self._drop_pending()  # not needed after all
                 self._draw_chunk(position, self._chunk_parameter(step), step)
             if self.prefetch:
                 self._draw_ahead()
@@ -451,7 +456,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
             done.set_result(search)
             self._building = (swap, done)
         self.refreshed_at = parsed["refreshed_at"]
-        self._chunk, self._pending = None, None
+        self._drop_pending()
+        self._chunk = None
         used = parsed["used"]
         self._used_record = None if used is None else ((self.epoch, used[0]), used[1])
         if parsed["chunk"] is not None:
