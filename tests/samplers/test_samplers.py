@@ -7,6 +7,7 @@ from dgl.dataloading import GraphDataLoader
 from torch.utils.data import DataLoader, Dataset
 
 from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
+from dglbs.knn import neighbor_recall
 
 N = 300
 
@@ -20,6 +21,10 @@ def make(kind, n=N, batch_size=32, **kwargs):
         return UniformBatchSampler(n, batch_size, **kwargs)
     if kind == "knn":
         sampler = KNNBatchSampler(n, batch_size, chunk_size=5, **kwargs)
+    elif kind == "knn-ivf":
+        # One probed list of about 43: most seeds' batches come from the index, some
+        # (too few hits) from exact search.
+        sampler = KNNBatchSampler(n, batch_size, chunk_size=5, index="ivf", nprobe=1, **kwargs)
     else:
         options = {"num_candidates": 50, "num_neighbors": 10, "chunk_size": 5, "strategy": kind}
         sampler = WalkBatchSampler(n, batch_size, **(options | kwargs))
@@ -27,7 +32,7 @@ def make(kind, n=N, batch_size=32, **kwargs):
     return sampler
 
 
-KINDS = ["uniform", "knn", "rwr", "rw", "bfs", "dfs"]
+KINDS = ["uniform", "knn", "knn-ivf", "rwr", "rw", "bfs", "dfs"]
 
 
 class Indices(Dataset):
@@ -114,7 +119,7 @@ def test_resume_gives_exactly_the_remaining_batches(kind, stop):
     assert len(list(resumed)) == len(sampler), "the pass after a resumed one is whole"
 
 
-@pytest.mark.parametrize("kind", ["knn", "rwr"])
+@pytest.mark.parametrize("kind", ["knn", "knn-ivf", "rwr"])
 def test_resume_after_a_mid_epoch_refresh(kind):
     sampler = make(kind)
     iterator = iter(sampler)
@@ -128,7 +133,7 @@ def test_resume_after_a_mid_epoch_refresh(kind):
     assert list(resumed) == tail
 
 
-@pytest.mark.parametrize("kind", ["knn", "rwr", "rw", "bfs", "dfs"])
+@pytest.mark.parametrize("kind", ["knn", "knn-ivf", "rwr", "rw", "bfs", "dfs"])
 def test_batches_do_not_depend_on_the_thread_count(kind):
     threads = torch.get_num_threads()
     try:
@@ -300,7 +305,7 @@ def test_load_state_from_a_different_sampler_is_rejected(change, match):
 @pytest.mark.parametrize("policy", ["cover", "independent"])
 def test_dataset_barely_larger_than_the_batch(kind, policy):
     options = {} if kind == "uniform" else {"epoch_policy": policy}
-    if kind not in ("uniform", "knn"):
+    if kind not in ("uniform", "knn", "knn-ivf"):
         options |= {"num_candidates": 20, "num_neighbors": 3}
     batches = list(make(kind, n=33, batch_size=32, **options))
     assert len(batches) == 2
@@ -309,3 +314,78 @@ def test_dataset_barely_larger_than_the_batch(kind, policy):
         assert all(len(batch) == 32 for batch in batches)
     else:
         assert sorted(sum(batches, [])) == list(range(33))
+
+
+def clustered(n, dim=32, clusters=10, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.randn(clusters, dim, generator=generator) * 2
+    return centres[torch.randint(clusters, (n,), generator=generator)] + torch.randn(n, dim, generator=generator)
+
+
+def test_knn_ivf_batches_recall_exact_search_at_5000():
+    embeddings = clustered(5000)
+    sampler = KNNBatchSampler(5000, 64, index="ivf")
+    sampler.set_embeddings(embeddings)
+    assert sampler.search_index is not None and sampler.search_index.nprobe == 16
+    batches = torch.tensor(list(sampler))
+    recall = neighbor_recall(embeddings, batches[:, 0], batches[:, 1:], normalize=True)
+    assert 0.9 <= recall < 1.0, "approximate, but close"
+    exact = KNNBatchSampler(5000, 64)
+    exact.set_embeddings(embeddings)
+    exact_batches = torch.tensor(list(exact))
+    assert torch.equal(batches[:, 0], exact_batches[:, 0]), "the same seeds"
+    assert neighbor_recall(embeddings, exact_batches[:, 0], exact_batches[:, 1:], normalize=True) == 1.0
+
+
+def test_knn_auto_index_is_exact_below_the_threshold(monkeypatch):
+    import dglbs.knn
+
+    sampler = make("knn", index="auto")
+    assert sampler.search_index is None
+    assert list(sampler) == list(make("knn"))
+    monkeypatch.setattr(dglbs.knn, "EXACT_BELOW", 100)
+    sampler = make("knn", index="auto", nprobe=1)
+    assert sampler.search_index is not None
+    assert list(sampler) == list(make("knn-ivf"))
+
+
+def test_knn_state_from_another_index_is_rejected():
+    with pytest.raises(ValueError, match="index='exact'"):
+        make("knn").load_state_dict(make("knn-ivf").state_dict())
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"index": "hnsw"}, ValueError, r"index must be one of \('exact', 'ivf', 'auto'\), got 'hnsw' \(HNSW is only offered by knn_graph\)"),
+        ({"index": "annoy"}, ValueError, "got 'annoy'$"),
+        ({"index": "ivf", "nprobe": 0}, ValueError, "nprobe must be >= 1, got 0"),
+    ],
+)
+def test_knn_index_argument_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        KNNBatchSampler(N, 16, **kwargs)
+
+
+def test_knn_ivf_without_faiss_names_the_install_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(ImportError, match=r"KNNBatchSampler\(index='ivf'\) needs faiss: pip install 'dglbs\[faiss\]'"):
+        KNNBatchSampler(N, 16, index="ivf")
+    assert KNNBatchSampler(N, 16, index="auto").index == "auto", "exact at this N: no faiss needed"
+
+
+def test_knn_ivf_seed_with_too_few_hits_gets_the_exact_batch():
+    # 7 lists of 35-50 instances, one probed: seeds in lists under 48 are short.
+    ivf, exact = make("knn-ivf", batch_size=48), make("knn", batch_size=48)
+    search = ivf._search()
+    lists = search.index.quantizer.search(search.embeddings.numpy(), 1)[1][:, 0]
+    sizes = torch.tensor([search.index.invlists.list_size(int(i)) for i in lists])
+    short = 0
+    for approximate, reference in zip(ivf, exact):
+        assert approximate[0] == reference[0] and len(set(approximate)) == 48
+        if sizes[approximate[0]] < 48:
+            short += 1
+            assert approximate == reference
+    assert 0 < short < len(ivf)
