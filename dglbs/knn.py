@@ -51,6 +51,10 @@ LISTS_PER_ROOT_N = 4
 MIN_POINTS_PER_LIST = 39
 """Fewest training points per IVF list faiss's k-means accepts without a warning."""
 
+RESULT_BYTES = 48
+"""Scratch bytes per faiss result of a query block: int64 id and float32 score, and
+the sort and gathers of :func:`drop_self`."""
+
 TRAIN_POINTS_PER_LIST = 64
 """IVF k-means trains on this many rows per list (a seeded sample; fewer when N is smaller)."""
 
@@ -94,8 +98,9 @@ def knn_graph(
     seed : int
         Seeds the IVF training sample and k-means, and the HNSW levels; ``>= 0``.
     memory_budget : int
-        Scratch bytes per block: the ``"torch"`` backend's scores, or the ids and
-        scores of one block of faiss queries (``12 * (K + 1)`` bytes a row).
+        Scratch bytes per block: the ``"torch"`` backend's scores, or the results of
+        one block of faiss queries and the copies that drop self-matches (about
+        ``48 * (K + 1)`` bytes a row); at least one row's worth.
     normalize : bool
         Use cosine similarity (rows scaled to unit norm without overflow).
 
@@ -127,7 +132,7 @@ def knn_graph(
             embeddings, num_nodes - 1, num_neighbors,
             generator=torch.Generator().manual_seed(seed), memory_budget=memory_budget, normalize=normalize,
         )
-    memory_budget = check_memory_budget(memory_budget, 12 * (num_neighbors + 1), "faiss results", min_rows=1)
+    memory_budget = check_memory_budget(memory_budget, RESULT_BYTES * (num_neighbors + 1), "faiss results", min_rows=1)
     vectors = normalize_rows(embeddings) if normalize else similarity_rows(embeddings, False)
     vectors = vectors.float().cpu().contiguous()
     if index == "exact":
@@ -234,7 +239,7 @@ def _faiss_knn_graph(
     num_nodes = vectors.shape[0]
     neighbors = torch.empty(num_nodes, num_neighbors, dtype=graph_idtype(num_nodes, num_neighbors))
     similarities = torch.empty(num_nodes, num_neighbors)
-    rows_at_once = max(1, memory_budget // (12 * (num_neighbors + 1)))
+    rows_at_once = memory_budget // (RESULT_BYTES * (num_neighbors + 1))
     short_rows = []
     for start in range(0, num_nodes, rows_at_once):
         stop = min(start + rows_at_once, num_nodes)
