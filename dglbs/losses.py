@@ -9,6 +9,11 @@ are L2-normalised, so similarities are cosines scaled by ``1 / temperature``.
   rows of the other view.
 - ``symmetric=True``: anchors from both views, averaged; ``False``: anchors from
   ``z1`` only (SimCSE).
+- ``anchors=slice(start, stop)``: only rows ``start:stop`` are anchors, every row is
+  still a negative. Under several processes, each process passes the views of the
+  whole global batch (all-gathered with gradients) and its own rows as anchors: the
+  mean over processes of these losses, and of their gradients, is the loss of the
+  whole batch in one process (SimCLR, MoCo v3 and SimCSE gather negatives so).
 
 DCL (Chuang et al., NeurIPS 2020) debiases the negative term for a class prior
 ``tau_plus``; HCL (Robinson et al., ICLR 2021) additionally reweights negatives by
@@ -40,27 +45,44 @@ class ContrastiveLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, intra_view={self.intra_view}, symmetric={self.symmetric}"
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """Mean loss over anchors, a scalar tensor."""
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, *, anchors: slice | None = None) -> torch.Tensor:
+        """Mean loss over anchors, a scalar tensor.
+
+        Parameters
+        ----------
+        z1, z2 : Tensor of shape (B, p)
+            Row-aligned views.
+        anchors : slice, optional
+            ``slice(start, stop)`` with ``0 <= start < stop <= B``: only these rows
+            are anchors (default: all rows).
+        """
         if z1.dim() != 2 or z1.shape != z2.shape:
             raise ValueError(
                 f"z1 and z2 must both be (B, p), got {tuple(z1.shape)} and {tuple(z2.shape)}"
             )
         if z1.shape[0] < 2:
             raise ValueError(f"in-batch contrast needs a batch of at least 2, got {z1.shape[0]}")
+        rows = range(z1.shape[0]) if anchors is None else _anchor_rows(anchors, z1.shape[0])
         z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-        losses = [self._anchored(z1, z2)]
+        losses = [self._anchored(z1, z2, rows)]
         if self.symmetric:
-            losses.append(self._anchored(z2, z1))
+            losses.append(self._anchored(z2, z1, rows))
         return torch.stack(losses).mean()
 
-    def _anchored(self, anchors: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    def _anchored(self, views: torch.Tensor, others: torch.Tensor, rows: range) -> torch.Tensor:
+        """Loss of anchors ``views[rows]`` against the rows of ``others`` (and, with
+        ``intra_view``, the other rows of ``views``)."""
+        # All rows: `views` itself, since a full slice of it would accumulate the gradient
+        # in another order (different last bits from the one-process loss).
+        anchors = views if len(rows) == len(views) else views[rows.start : rows.stop]
         cross = anchors @ others.T / self.temperature
-        positive = cross.diagonal()
-        eye = torch.eye(len(anchors), dtype=torch.bool, device=anchors.device)
-        negatives = cross.masked_fill(eye, -math.inf)
+        # Anchor i's own row: its positive in `others`, itself in `views`.
+        own = torch.zeros(cross.shape, dtype=torch.bool, device=cross.device)
+        own[:, rows.start : rows.stop].fill_diagonal_(True)
+        positive = cross[:, rows.start : rows.stop].diagonal()
+        negatives = cross.masked_fill(own, -math.inf)
         if self.intra_view:
-            same = (anchors @ anchors.T / self.temperature).masked_fill(eye, -math.inf)
+            same = (anchors @ views.T / self.temperature).masked_fill(own, -math.inf)
             negatives = torch.cat([negatives, same], dim=1)
         return self._loss(positive, negatives).mean()
 
@@ -135,6 +157,19 @@ class HCLLoss(DCLLoss):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, beta={self.beta}"
+
+
+def _anchor_rows(anchors: object, num_rows: int) -> range:
+    """The rows of a batch of ``num_rows`` that ``anchors`` (a slice) selects, checked."""
+    if not isinstance(anchors, slice) or anchors.step not in (None, 1):
+        raise TypeError(f"anchors must be a slice(start, stop) of rows, got {anchors!r}")
+    start = 0 if anchors.start is None else anchors.start
+    stop = num_rows if anchors.stop is None else anchors.stop
+    if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= num_rows):
+        raise ValueError(
+            f"anchors must select rows start:stop with 0 <= start < stop <= {num_rows} (the batch), got {anchors!r}"
+        )
+    return range(start, stop)
 
 
 LOSSES = {"infonce": InfoNCELoss, "dcl": DCLLoss, "hcl": HCLLoss}

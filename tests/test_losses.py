@@ -105,3 +105,31 @@ def test_bad_shapes():
         InfoNCELoss()(torch.zeros(4, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="at least 2, got 1"):
         InfoNCELoss()(torch.zeros(1, 3), torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("loss", [InfoNCELoss(0.5), DCLLoss(0.5), HCLLoss(0.5, beta=1.0),
+                                  InfoNCELoss(0.5, intra_view=False, symmetric=False)], ids=repr)
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_anchor_slices_split_the_batch_loss_and_its_gradient(loss, rows):
+    """What each of several processes computes with gathered negatives: the mean over
+    equal slices of anchors is the whole batch's loss, with the same gradient."""
+    z1, z2 = (view.requires_grad_() for view in views(b=8))
+    whole = loss(z1, z2)
+    whole_gradients = torch.autograd.grad(whole, (z1, z2))
+    split = torch.stack([loss(z1, z2, anchors=slice(start, start + rows)) for start in range(0, 8, rows)]).mean()
+    assert split.item() == pytest.approx(whole.item(), rel=1e-6)
+    for gradient, expected in zip(torch.autograd.grad(split, (z1, z2)), whole_gradients):
+        assert torch.allclose(gradient, expected, atol=1e-6)
+    assert loss(z1, z2, anchors=slice(None)).item() == whole.item()
+
+
+def test_bad_anchor_slices_are_named():
+    z1, z2 = views()
+    with pytest.raises(ValueError, match=r"0 <= start < stop <= 6 \(the batch\), got slice\(4, 2, None\)"):
+        InfoNCELoss()(z1, z2, anchors=slice(4, 2))
+    with pytest.raises(ValueError, match=r"got slice\(0, 7, None\)"):
+        InfoNCELoss()(z1, z2, anchors=slice(0, 7))
+    with pytest.raises(TypeError, match=r"anchors must be a slice\(start, stop\) of rows, got \[0, 1\]"):
+        InfoNCELoss()(z1, z2, anchors=[0, 1])
+    with pytest.raises(TypeError, match="got slice"):
+        InfoNCELoss()(z1, z2, anchors=slice(0, 6, 2))
