@@ -96,8 +96,8 @@ def test_uniform_sampler_needs_no_refresh():
 def test_bank_refresh_skips_encode_passes(monkeypatch):
     trainer = make_trainer(KNNBatchSampler(N, 16, refresh_every=4), refresh="bank")
     encodes, given = [], []
-    original = trainer.encode
-    monkeypatch.setattr(trainer, "encode", lambda *a, **k: encodes.append(1) or original(*a, **k))
+    original = trainer._encode  # every pass over the data, whole or one process's shard
+    monkeypatch.setattr(trainer, "_encode", lambda *a, **k: encodes.append(1) or original(*a, **k))
     set_embeddings = trainer.sampler.set_embeddings
     monkeypatch.setattr(trainer.sampler, "set_embeddings", lambda e: given.append(e) or set_embeddings(e))
     history = trainer.fit(3)
@@ -158,6 +158,7 @@ def checkpoint_state(tmp_path):
         ({"optimizer": {"state": {}, "param_groups": []}}, r"checkpoint\['optimizer'\] does not fit"),
         ({"sampler": {"kind": "UniformBatchSampler"}, "epoch_so_far": None}, r"checkpoint\['sampler'\] does not fit"),
         ({"epoch_so_far": {"losses": [1.0]}}, r"checkpoint\['epoch_so_far'\]"),
+        ({"replicas": [{}, {}]}, r"checkpoint\['replicas'\] holds the state of 2 processes but this Trainer"),
         ({"unexpected": 1}, "unknown keys"),
     ],
 )
@@ -195,6 +196,27 @@ def test_trainer_argument_errors():
         Trainer(method, loss, UniformBatchSampler(N, 8), data, collate_fn=collate, labels=labels[:5])
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         make_trainer(UniformBatchSampler(N, 8)).fit(1, resume_from="/nonexistent.ckpt")
+
+
+def test_one_process_trains_alone_with_the_sampler_as_built():
+    sampler = walk_sampler()
+    trainer = make_trainer(sampler)
+    assert (trainer.world_size, trainer.rank) == (1, 0)
+    assert trainer.sampler is sampler and (sampler.batch_size, sampler.num_replicas, sampler.rank) == (16, 1, 0)
+    assert repr(trainer).startswith("Trainer(method=NoisyViews, loss=InfoNCELoss(temperature=0.5")
+    assert "refresh='encode', device='cpu')" in repr(trainer)
+    trainer.fit(1)
+    assert trainer.state_dict()["replicas"] is None
+    with pytest.raises(TypeError, match="gather_negatives must be a bool, got 'yes'"):
+        make_trainer(walk_sampler(), gather_negatives="yes")
+
+
+def test_a_checkpoint_from_before_replicas_existed_still_resumes(tmp_path):
+    state = checkpoint_state(tmp_path)
+    del state["replicas"]
+    trainer = make_trainer(walk_sampler())
+    trainer.load_state_dict(state)
+    assert trainer.sampler.global_step == 5 and trainer.epoch == 0
 
 
 def test_diverging_loss_stops_with_a_clear_error():
