@@ -8,6 +8,11 @@ GIN with 3 layers of 32, learning rate 0.01.
     dglbs-graph --dataset MUTAG --sampler uniform batchsampler --seeds 0 1 2
     dglbs-graph --dataset IMDB-BINARY --method mvgrl --loss dcl
     python examples/graph_tu.py --dataset PROTEINS      # the same, from a clone
+    torchrun --nproc_per_node 2 examples/graph_tu.py --dataset PROTEINS   # 2 processes
+
+Under ``torchrun`` every process trains (the shared Trainer splits each batch of
+``--batch-size`` over them and gathers the negatives) and rank 0 alone scores with
+the SVM and prints.
 
 Datasets are read from ``<data dir>/tu`` (``--data-dir``, see :mod:`dglbs.data.paths`).
 """
@@ -24,6 +29,7 @@ import torch
 
 from dglbs.cli import configure_logging, data_dir_argument, extra_imports, run_main
 from dglbs.data.tu import TUDataset, collate
+from dglbs.distributed import init_from_torchrun_env, world_size_and_rank
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
@@ -88,7 +94,9 @@ def make_method(config: Config, feat_dim: int):
     torch.manual_seed(config.seed)
     if config.method == "graphcl":
         encoder = GIN(feat_dim, config.hidden_dim, config.num_layers)
-        return GraphCL(encoder, augmentations=config.augmentations, seed=config.seed)
+        # One augmentation stream per process (under torchrun), each augmenting its own slice.
+        _, rank = world_size_and_rank()
+        return GraphCL(encoder, augmentations=config.augmentations, seed=config.seed + rank)
     if config.method == "mvgrl":
         return MVGRL(feat_dim, config.hidden_dim, config.num_layers)
     raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
@@ -99,8 +107,12 @@ def load_dataset(config: Config) -> TUDataset:
     return TUDataset(config.dataset, None if config.data_dir is None else Path(config.data_dir) / "tu")
 
 
-def run(config: Config, dataset: TUDataset | None = None) -> Result:
-    """Train one configuration and score its embeddings with the SVM."""
+def run(config: Config, dataset: TUDataset | None = None) -> Result | None:
+    """Train one configuration and score its embeddings with the SVM.
+
+    Under ``torchrun`` every process trains and rank 0 alone scores: the other
+    processes return None."""
+    init_from_torchrun_env(torch.device("cpu"))
     dataset = dataset if dataset is not None else load_dataset(config)
     training_set = WithDiffusion(dataset) if config.method == "mvgrl" else dataset
     method = make_method(config, dataset.feat_dim)
@@ -114,6 +126,8 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result:
     start = time.perf_counter()
     history = trainer.fit(config.epochs)
     train_seconds = time.perf_counter() - start
+    if trainer.rank != 0:
+        return None
     embeddings = trainer.encode().cpu()
     scores = svm_cross_val(embeddings, dataset.labels, folds=config.svm_folds, seed=config.seed)
     costs = summarize_history(history)
@@ -147,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
     add_common_arguments(parser)
     args = vars(parser.parse_args(argv))
-    configure_logging(args.pop("log_level"))
+    init_from_torchrun_env(torch.device("cpu"))
+    _, rank = world_size_and_rank()
+    # Under torchrun, rank 0 alone reports; the others log only warnings.
+    log_level = args.pop("log_level")
+    configure_logging(log_level if rank == 0 else "WARNING")
     names = args.pop("dataset")
     args["data_dir"] = str(data_dir_argument(args["data_dir"]))
     tu_folder(Path(args["data_dir"]), names)
@@ -156,19 +174,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in names:
         options = {key: value for key, value in args.items() if key in Config.__dataclass_fields__}
         dataset = load_dataset(Config(**options | {"dataset": name}))
-        print(dataset, flush=True)
+        if rank == 0:
+            print(dataset, flush=True)
         for loss in args["loss"]:
             for sampler in args["sampler"]:
                 for seed in args["seeds"]:
                     config = Config(**options | {"dataset": name, "sampler": sampler, "loss": loss, "seed": seed})
                     result = run(config, dataset)
+                    if result is None:  # not rank 0
+                        continue
                     results.append(result)
                     print(f"{name} {config.method} {loss} {sampler} seed {seed}: "
                           f"accuracy {100 * result.accuracy:.2f} ± {100 * result.accuracy_std:.2f} "
                           f"({result.train_seconds:.1f} s, sampler {100 * result.sampler_share:.2f}% "
                           f"of the training step)", flush=True)
-    print()
-    print(summary_table(results))
+    if rank == 0:
+        print()
+        print(summary_table(results))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,20 @@
 """examples/graph_tu.py end to end on MUTAG, with tiny budgets."""
 import math
+import re
+import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
 from dglbs.data.tu import TUDataset
 from dglbs_examples.graph_tu import Config, make_sampler, run, summary_table
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "integrations"))
+from _multiprocess import run_processes  # noqa: E402
+
+GRAPH_TU = Path(__file__).parents[2] / "examples" / "graph_tu.py"
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +67,18 @@ def test_one_seed_shows_no_spread_rather_than_zero():
     assert mean_and_spread(74.85, 0.0, 1) == "    74.85  1 run"
     assert mean_and_spread(75.41, 0.55, 5) == "    75.41 ± 0.55"
     assert len(mean_and_spread(1.0, 0.0, 1)) == len(mean_and_spread(1.0, 0.0, 2))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_two_processes_train_and_rank_0_alone_scores_and_prints(tmp_path):
+    """As under ``torchrun --nproc_per_node 2 examples/graph_tu.py ...`` (killed after 180 s)."""
+    arguments = ["--dataset", "MUTAG", "--epochs", "1", "--sampler", "uniform", "batchsampler", "--svm-folds", "3",
+                 "--no-progress"]
+    run_processes(GRAPH_TU, arguments, tmp_path, timeout=180)
+    rank0, rank1 = ((tmp_path / f"rank{rank}.log").read_text() for rank in range(2))
+    accuracies = re.findall(r"MUTAG graphcl infonce (uniform|batchsampler) seed 0: accuracy (\d+\.\d+)", rank0)
+    assert [sampler for sampler, _ in accuracies] == ["uniform", "batchsampler"]
+    assert all(40 <= float(accuracy) <= 100 for _, accuracy in accuracies)
+    assert "dataset      method" in rank0 and rank0.count(" epoch 0: loss ") == 2
+    # The other process trained (it took part in every step) but printed and logged nothing.
+    assert rank1.strip() == ""
