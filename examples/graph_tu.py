@@ -107,11 +107,9 @@ def load_dataset(config: Config) -> TUDataset:
     return TUDataset(config.dataset, None if config.data_dir is None else Path(config.data_dir) / "tu")
 
 
-def run(config: Config, dataset: TUDataset | None = None) -> Result | None:
-    """Train one configuration and score its embeddings with the SVM.
-
-    Under ``torchrun`` every process trains and rank 0 alone scores: the other
-    processes return None."""
+def train(config: Config, dataset: TUDataset | None = None) -> tuple[Trainer, list[dict], float]:
+    """Train one configuration: the trainer, its per-epoch stats and the seconds
+    training took (what :mod:`benchmarks.bench_cost` times)."""
     init_from_torchrun_env(torch.device("cpu"))
     dataset = dataset if dataset is not None else load_dataset(config)
     training_set = WithDiffusion(dataset) if config.method == "mvgrl" else dataset
@@ -125,7 +123,16 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result | None:
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs)
-    train_seconds = time.perf_counter() - start
+    return trainer, history, time.perf_counter() - start
+
+
+def run(config: Config, dataset: TUDataset | None = None) -> Result | None:
+    """Train one configuration and score its embeddings with the SVM.
+
+    Under ``torchrun`` every process trains and rank 0 alone scores: the other
+    processes return None."""
+    dataset = dataset if dataset is not None else load_dataset(config)
+    trainer, history, train_seconds = train(config, dataset)
     if trainer.rank != 0:
         return None
     embeddings = trainer.encode().cpu()

@@ -124,8 +124,9 @@ def evaluate_pretrained(config: Config, benchmarks: dict[str, STSPairs]) -> dict
     return evaluate(method, tokenizer, benchmarks, config)
 
 
-def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs]) -> Result:
-    """Train one configuration and score it on ``benchmarks``."""
+def train(config: Config, dataset: SentenceDataset) -> tuple[Trainer, list[dict], float]:
+    """Train one configuration: the trainer (its ``method`` holds the encoder and
+    ``collate_fn`` the tokenizer), its per-epoch stats and the seconds training took."""
     torch.manual_seed(config.seed)
     encoder, tokenizer = load_pretrained(config.model)
     method = SimCSE(encoder, pooling=config.pooling)
@@ -143,9 +144,14 @@ def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs)
-    train_seconds = time.perf_counter() - start
+    return trainer, history, time.perf_counter() - start
+
+
+def run(config: Config, dataset: SentenceDataset, benchmarks: dict[str, STSPairs]) -> Result:
+    """Train one configuration and score it on ``benchmarks``."""
+    trainer, history, train_seconds = train(config, dataset)
     start = time.perf_counter()
-    scores = evaluate(method, tokenizer, benchmarks, config)
+    scores = evaluate(trainer.method, trainer.collate_fn.tokenizer, benchmarks, config)
     eval_seconds = time.perf_counter() - start
     costs = summarize_history(history)
     return Result(config, scores, train_seconds, eval_seconds,

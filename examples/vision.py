@@ -195,8 +195,10 @@ class EpochMonitor:
         logger.info("epoch %d: kNN accuracy %.2f%%", trainer.epoch, 100 * stats["knn_accuracy"])
 
 
-def run(config: Config, data: Data | None = None) -> Result:
-    """Pre-train one configuration and score it with the linear probe."""
+def train(config: Config, data: Data | None = None) -> tuple[Trainer, list[dict], float]:
+    """Pre-train one configuration: the trainer, its per-epoch stats (with the kNN
+    monitor's accuracy every ``knn_every`` epochs) and the seconds training took,
+    the monitor's excluded."""
     if config.loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {config.loss!r}")
     data = data if data is not None else load_data(config)
@@ -214,7 +216,13 @@ def run(config: Config, data: Data | None = None) -> Result:
     )
     start = time.perf_counter()
     history = trainer.fit(config.epochs, on_epoch_end=monitor)
-    train_seconds = time.perf_counter() - start - (monitor.seconds if monitor else 0.0)
+    return trainer, history, time.perf_counter() - start - (monitor.seconds if monitor else 0.0)
+
+
+def run(config: Config, data: Data | None = None) -> Result:
+    """Pre-train one configuration and score it with the linear probe."""
+    data = data if data is not None else load_data(config)
+    trainer, history, train_seconds = train(config, data)
     probe = linear_probe(trainer.encode(data.probe_train).cpu(), data.probe_train.labels,
                          trainer.encode(data.test).cpu(), data.test.labels, seed=config.seed)
     # With --epochs 0 (the untrained backbone) the shares are NaN: no steps.
