@@ -39,11 +39,14 @@ class KNNBatchSampler(EmbeddingBatchSampler):
         ``"exact"`` (default): search all instances on the embeddings' device, ties
         at the cut broken at random; a batch costs ``O(N d)``. ``"ivf"``: a faiss
         ``IndexIVFFlat`` (see :func:`~dglbs.knn.knn_graph`), built on the CPU at every
-        :meth:`set_embeddings` from a sample drawn with ``seed`` (deterministic, so
-        resumes stay exact) and searched with ``nprobe`` lists: a batch costs about
-        ``nprobe / (4 sqrt(N))`` of exact search, but may miss true neighbours
-        (recall in ``benchmarks/bench_knn_faiss.py``); ties go in faiss's order. A seed
-        its lists hold too few (unused) instances for is searched exactly.
+        :meth:`set_embeddings` (and :meth:`load_state_dict`) from a sample drawn with
+        ``seed``, deterministically, so resumes stay exact. A seed is compared with the
+        ``4 sqrt(N)`` list centroids and the instances of its ``nprobe`` nearest lists
+        (about 9,000 of 1.28M at ``nprobe = 16``) instead of all ``N``, but true
+        neighbours outside those lists are missed (recall in
+        ``benchmarks/bench_knn_faiss.py``); ties go in faiss's order. A seed whose
+        lists hold too few (unused) instances is searched exactly. Pays when the
+        index build is cheap against the batches drawn between refreshes.
         ``"auto"``: exact below ``EXACT_BELOW`` (50,000) instances, else ``"ivf"``.
         HNSW is not offered: its build is not reproducible on several threads, and
         covering epochs search among the unused instances, which its graph does
