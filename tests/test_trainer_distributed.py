@@ -23,7 +23,7 @@ from dglbs.metrics import read_metrics
 from dglbs.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).parent / "integrations"))
-from _multiprocess import run_processes  # noqa: E402
+from _launch import run_processes  # noqa: E402
 
 N, DIM, GLOBAL_BATCH, EPOCHS, WORLD_SIZE = 64, 6, 16, 2, 2
 STEPS = EPOCHS * N // GLOBAL_BATCH

@@ -61,12 +61,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from dglbs.integrations import refresh_from_shards
+from dglbs.integrations import SamplerCosts, refresh_from_shards
 from dglbs.samplers import ContrastiveBatchSampler, EmbeddingBatchSampler
 
 try:
@@ -77,33 +76,6 @@ except ImportError as error:
     ) from error
 
 __all__ = ["SamplerCallback", "replica_kwargs"]
-
-
-@dataclass
-class _EpochCosts:
-    """Running totals of one epoch; ``sampling_mark`` is the sampler's
-    ``sampling_seconds`` when the epoch's accounting began."""
-
-    sampling_mark: float = 0.0
-    steps: int = 0
-    step_seconds: float = 0.0
-    encode_seconds: float = 0.0
-    build_seconds: float = 0.0
-    refreshes: int = 0
-
-    def metrics(self, sampling_seconds: float) -> dict[str, float]:
-        """The logged figures, defined as in :class:`dglbs.trainer.Trainer`."""
-        steps = max(1, self.steps)
-        cost_s = (sampling_seconds - self.sampling_mark) / steps
-        cost_t = self.step_seconds / steps
-        return {
-            "sampler/cost_s": cost_s,
-            "sampler/cost_g": self.build_seconds / self.refreshes if self.refreshes else 0.0,
-            "sampler/cost_t": cost_t,
-            "sampler/sampler_share": (cost_s + self.build_seconds / steps) / cost_t if cost_t else math.nan,
-            "sampler/encode_share": self.encode_seconds / steps / cost_t if cost_t else math.nan,
-            "sampler/refreshes": float(self.refreshes),
-        }
 
 
 def replica_kwargs(trainer: pl.Trainer) -> dict[str, int]:
@@ -151,7 +123,7 @@ class SamplerCallback(pl.Callback):
         self._state_to_restore: dict[str, Any] | None = None
         self._consumed = 0
         self._step_started = (0.0, 0)
-        self._costs = _EpochCosts()
+        self._costs = SamplerCosts()
 
     def __repr__(self) -> str:
         embed = "pl_module.embed_instances" if self.embed is None else repr(self.embed)
@@ -178,7 +150,7 @@ class SamplerCallback(pl.Callback):
         sampler.set_epoch(trainer.current_epoch)
         self._consumed = sampler.resume_position
         # The rebuild before training counts towards the first epoch's costs.
-        self._costs = _EpochCosts(sampling_mark=sampler.sampling_seconds)
+        self._costs = SamplerCosts(sampling_mark=sampler.sampling_seconds)
         self._refresh_if_due(pl_module)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -207,7 +179,7 @@ class SamplerCallback(pl.Callback):
         if self.log_costs:
             metrics = self._costs.metrics(self.sampler.sampling_seconds)
             pl_module.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True)
-        self._costs = _EpochCosts(sampling_mark=self.sampler.sampling_seconds)
+        self._costs = SamplerCosts(sampling_mark=self.sampler.sampling_seconds)
 
     def state_dict(self) -> dict[str, Any]:
         if self.sampler is None:

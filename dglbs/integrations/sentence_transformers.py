@@ -43,14 +43,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import BatchSampler, Sampler, SequentialSampler
 
 from dglbs._checks import check_int
-from dglbs.integrations import refresh_from_shards
+from dglbs.integrations import SamplerCosts, refresh_from_shards
 from dglbs.samplers import ContrastiveBatchSampler, EmbeddingBatchSampler
 
 try:
@@ -74,32 +73,6 @@ def _check_sampler(sampler: object) -> ContrastiveBatchSampler:
             "(accelerator_config={'split_batches': True})"
         )
     return sampler
-
-
-@dataclass
-class _Costs:
-    """Running totals since the sampler's ``sampling_seconds`` was ``sampling_mark``."""
-
-    sampling_mark: float = 0.0
-    steps: int = 0
-    step_seconds: float = 0.0
-    encode_seconds: float = 0.0
-    build_seconds: float = 0.0
-    refreshes: int = 0
-
-    def metrics(self, sampling_seconds: float) -> dict[str, float]:
-        """The logged figures, defined as in :class:`dglbs.trainer.Trainer`."""
-        steps = max(1, self.steps)
-        cost_s = (sampling_seconds - self.sampling_mark) / steps
-        cost_t = self.step_seconds / steps
-        return {
-            "sampler/cost_s": cost_s,
-            "sampler/cost_g": self.build_seconds / self.refreshes if self.refreshes else 0.0,
-            "sampler/cost_t": cost_t,
-            "sampler/sampler_share": (cost_s + self.build_seconds / steps) / cost_t if cost_t else math.nan,
-            "sampler/encode_share": self.encode_seconds / steps / cost_t if cost_t else math.nan,
-            "sampler/refreshes": float(self.refreshes),
-        }
 
 
 class BatchSamplerFactory:
@@ -265,8 +238,8 @@ class SamplerCallback(TrainerCallback):
         self.refreshes = 0
         self._step_started: float | None = None
         # Since the last training log, and since training started.
-        self._window = _Costs()
-        self._run = _Costs()
+        self._window = SamplerCosts()
+        self._run = SamplerCosts()
 
     def __repr__(self) -> str:
         texts = "None" if self.texts is None else f"<{len(self.texts)} texts>"
@@ -280,8 +253,8 @@ class SamplerCallback(TrainerCallback):
             self._check_loader(train_dataloader)
         if hasattr(self.sampler, "set_total_steps") and state.max_steps > 0:
             self.sampler.set_total_steps(state.max_steps)
-        self._window = _Costs(sampling_mark=self.sampler.sampling_seconds)
-        self._run = _Costs(sampling_mark=self.sampler.sampling_seconds)
+        self._window = SamplerCosts(sampling_mark=self.sampler.sampling_seconds)
+        self._run = SamplerCosts(sampling_mark=self.sampler.sampling_seconds)
 
     def on_epoch_begin(self, args, state, control, model=None, **kwargs) -> None:
         # state.epoch is fractional inside an epoch (e.g. when resuming), integral at its start.
@@ -317,7 +290,7 @@ class SamplerCallback(TrainerCallback):
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update(figures)
         if costs is self._window:
-            self._window = _Costs(sampling_mark=self.sampler.sampling_seconds)
+            self._window = SamplerCosts(sampling_mark=self.sampler.sampling_seconds)
 
     def _check_loader(self, loader) -> None:
         """Raise unless ``loader`` yields this callback's sampler's batches, each

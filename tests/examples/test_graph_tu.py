@@ -12,7 +12,7 @@ from dglbs.data.tu import TUDataset
 from dglbs_examples.graph_tu import Config, make_sampler, run, summary_table
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integrations"))
-from _multiprocess import run_processes  # noqa: E402
+from _launch import run_processes  # noqa: E402
 
 GRAPH_TU = Path(__file__).parents[2] / "examples" / "graph_tu.py"
 

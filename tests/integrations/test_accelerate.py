@@ -23,7 +23,7 @@ from dglbs.integrations.accelerate import prepare_loader, replica_kwargs  # noqa
 from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _multiprocess import (  # noqa: E402
+from _launch import (  # noqa: E402
     assert_ranks_split_the_replayed_global_batches, DIM, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
     run_processes,
 )

@@ -22,7 +22,7 @@ from dglbs.integrations.lightning import SamplerCallback, replica_kwargs  # noqa
 from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _multiprocess import (  # noqa: E402
+from _launch import (  # noqa: E402
     BATCH_SIZE, assert_ranks_split_the_replayed_global_batches, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
     run_processes,
 )

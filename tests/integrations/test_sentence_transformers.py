@@ -6,7 +6,6 @@ torchrun's environment variables), this file is one process of the two-process r
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import pickle
@@ -36,12 +35,8 @@ from transformers import TrainerCallback  # noqa: E402
 from dglbs import UniformBatchSampler, WalkBatchSampler  # noqa: E402
 from dglbs.integrations.sentence_transformers import BatchSamplerFactory, SamplerCallback  # noqa: E402
 
-
-# Loaded by path: "_multiprocess" is also a module of the multiprocess package, which datasets imports.
-_spec = importlib.util.spec_from_file_location("integration_launcher", Path(__file__).with_name("_multiprocess.py"))
-_launcher = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_launcher)
-RecordingWalkSampler, run_processes = _launcher.RecordingWalkSampler, _launcher.run_processes
+sys.path.insert(0, str(Path(__file__).parent))
+from _launch import RecordingWalkSampler, run_processes  # noqa: E402
 
 WORDS = "a an the man woman child dog cat plays runs eats sleeps guitar ball fish grass in on park house".split()
 COST_KEYS = {"sampler/cost_s", "sampler/cost_g", "sampler/cost_t", "sampler/sampler_share",
