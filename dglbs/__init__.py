@@ -1,5 +1,5 @@
 """dglbs: mini-batch sampling for in-batch contrastive learning on DGL (BatchSampler, KDD'23)."""
-from .knn import knn_graph
+from .knn import knn_graph, knn_recall
 from .proximity import proximity_graph
 from .samplers import (
     ContrastiveBatchSampler,
@@ -23,5 +23,6 @@ __all__ = [
     "UniformBatchSampler",
     "WalkBatchSampler",
     "knn_graph",
+    "knn_recall",
     "proximity_graph",
 ]

@@ -3,7 +3,8 @@ for data and outputs, and its tables over seeds."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,39 @@ def mean_and_spread(mean: float, std: float, runs: int) -> str:
     """``mean ± std`` over runs, 16 characters wide; one run has no spread to show, so it
     says so rather than ``± 0.00``."""
     return f"{mean:9.2f} ± {std:4.2f}" if runs > 1 else f"{mean:9.2f}  1 run"
+
+
+def paired_differences(
+    results: Iterable[Any], score: Callable[[Any], float], fields: Sequence[str] = CONFIG_FIELDS,
+    baseline: str = "uniform",
+) -> list[str]:
+    """Per configuration, its ``score`` minus the ``baseline`` sampler's over the seeds
+    both ran (the same seeds, so the same data splits and initialisations): mean ± sample
+    std of the differences and the paired t-test's two-sided p (``-`` below 2 seeds).
+
+    ``fields`` name the configuration, ``"sampler"`` among them; ``score(result)`` is
+    a run's score in the table's units.
+    """
+    from scipy.stats import ttest_rel  # imported here: only the tables need scipy
+
+    groups = group_by_config(results, fields)
+    where = list(fields).index("sampler")
+    lines = []
+    for key, group in groups.items():
+        reference = groups.get(key[:where] + (baseline,) + key[where + 1:])
+        if key[where] == baseline or reference is None:
+            continue
+        base = {result.config.seed: score(result) for result in reference}
+        pairs = [(score(result), base[result.config.seed]) for result in group if result.config.seed in base]
+        if not pairs:
+            continue
+        differences = [mine - theirs for mine, theirs in pairs]
+        mean = statistics.fmean(differences)
+        std = statistics.stdev(differences) if len(differences) > 1 else 0.0
+        p = f"p {ttest_rel(*zip(*pairs)).pvalue:.2f}" if len(pairs) > 1 and std > 0 else "p -"
+        lines.append(f"{' '.join(str(part) for part in key)} - {baseline}: {mean:+.2f} ± {std:.2f} "
+                     f"over {len(pairs)} paired seed{'s' if len(pairs) > 1 else ''} ({p})")
+    return lines
 
 
 def cost_columns(group: Sequence[Any]) -> str:

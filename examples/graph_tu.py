@@ -34,7 +34,7 @@ from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
     COST_HEADER, PAPER_SAMPLERS, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler,
-    mean_and_spread, run_outputs, tu_folder,
+    mean_and_spread, paired_differences, run_outputs, tu_folder,
 )
 from dglbs_models.gin import GIN
 from dglbs_models.graphcl import GraphCL
@@ -149,6 +149,7 @@ def summary_table(results: list[Result]) -> str:
         mean, std = summarize([100 * result.accuracy for result in group])
         lines.append(f"{name:12s} {method:8s} {loss:8s} {sampler:18s} {mean_and_spread(mean, std, len(group))} "
                      f"{cost_columns(group)}")
+    lines += paired_differences(results, lambda result: 100 * result.accuracy)
     return "\n".join(lines)
 
 

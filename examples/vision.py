@@ -43,7 +43,7 @@ from dglbs.losses import LOSSES, make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
     COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, mean_and_spread,
-    run_outputs,
+    paired_differences, run_outputs,
 )
 from dglbs_models.augment_image import mocov3_augmentations, simclr_augmentation
 from dglbs_models.mocov3 import MoCoV3, MoCoV3Loss
@@ -242,6 +242,7 @@ def summary_table(results: list[Result]) -> str:
         knn = f"{sum(finals) / len(finals):7.2f}" if finals else f"{'-':>7s}"
         lines.append(f"{name:14s} {method:7s} {loss:8s} {sampler:13s} {mean_and_spread(mean, std, len(group))} {knn} "
                      f"{cost_columns(group)}")
+    lines += paired_differences(results, lambda result: 100 * result.accuracy)
     return "\n".join(lines)
 
 

@@ -1,0 +1,39 @@
+"""The examples' shared tables: paired differences against the uniform sampler."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from scipy.stats import ttest_rel
+
+from dglbs_examples.common import paired_differences
+
+
+def run(sampler: str, seed: int, accuracy: float, dataset: str = "X") -> SimpleNamespace:
+    config = SimpleNamespace(dataset=dataset, method="graphcl", loss="infonce", sampler=sampler, seed=seed)
+    return SimpleNamespace(config=config, accuracy=accuracy)
+
+
+def percent(result: SimpleNamespace) -> float:
+    return 100 * result.accuracy
+
+
+def test_paired_differences_match_the_seeds_and_the_paired_t_test():
+    uniform, walk = [0.80, 0.79, 0.81, 0.70], [0.81, 0.795, 0.80]
+    results = [run("uniform", seed, value) for seed, value in enumerate(uniform)]
+    results += [run("batchsampler", seed, value) for seed, value in enumerate(walk)]
+    results.append(run("batchsampler", 9, 0.99))  # no uniform run of seed 9: left out
+    (line,) = paired_differences(results, percent)
+    p = ttest_rel([81, 79.5, 80], [80, 79, 81]).pvalue
+    assert line == f"X graphcl infonce batchsampler - uniform: +0.17 ± 1.04 over 3 paired seeds (p {p:.2f})"
+
+
+def test_paired_differences_per_configuration_and_one_seed():
+    results = [run("uniform", 0, 0.5, "A"), run("knn", 0, 0.52, "A"), run("knn", 0, 0.4, "B")]
+    (line,) = paired_differences(results, percent)  # B has no uniform run
+    assert line == "A graphcl infonce knn - uniform: +2.00 ± 0.00 over 1 paired seed (p -)"
+
+
+@pytest.mark.parametrize("results", [[], [run("uniform", 0, 0.5)]])
+def test_paired_differences_without_pairs(results):
+    assert paired_differences(results, percent) == []
