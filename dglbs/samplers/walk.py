@@ -17,6 +17,8 @@ from ..walks import STRATEGIES, GraphWalker, check_csr
 from .embedding import EmbeddingBatchSampler
 
 GRAPHS = ("proximity", "knn")
+KNN_INDEXES = ("exact", "ivf", "auto")
+"""How ``graph="knn"`` is searched (HNSW is left out: its faiss build is not reproducible)."""
 
 GRAPH_STREAM = 3
 """Stream key of the proximity graph's candidate draws (see :mod:`dglbs._seeds`)."""
@@ -47,6 +49,13 @@ class WalkBatchSampler(EmbeddingBatchSampler):
         The walk (paper Table 6); see :mod:`dglbs.walks`.
     graph : {"proximity", "knn"}
         Graph built by :meth:`set_embeddings`.
+    knn_index : {"exact", "ivf", "auto"}
+        With ``graph="knn"``: how the kNN graph is searched (see
+        :func:`~dglbs.knn.knn_graph`): exactly (``O(N^2)``), with a faiss IVF index
+        (seeded, so the same graph every run), or exactly below
+        :data:`~dglbs.knn.EXACT_BELOW` instances and by IVF from there. HNSW is not
+        offered: faiss builds it on several threads, so its graph, and the batches,
+        would differ between runs.
     total_steps : int, optional
         Training steps the schedule spans (the Trainer sets it).
     memory_budget : int
@@ -68,6 +77,7 @@ class WalkBatchSampler(EmbeddingBatchSampler):
         restart_prob: float | Schedule = 0.2,
         strategy: str = "rwr",
         graph: str = "proximity",
+        knn_index: str = "exact",
         total_steps: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         **kwargs: Any,
@@ -88,8 +98,13 @@ class WalkBatchSampler(EmbeddingBatchSampler):
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if graph not in GRAPHS:
             raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
+        if knn_index not in KNN_INDEXES:
+            raise ValueError(f"knn_index must be one of {KNN_INDEXES}, got {knn_index!r}")
+        if knn_index != "exact" and graph != "knn":
+            raise ValueError(f"knn_index={knn_index!r} applies to graph='knn' only, got graph={graph!r}")
         self.strategy = strategy
         self.graph_kind = graph
+        self.knn_index = knn_index
         self.restart_prob = as_schedule(restart_prob)
         self.total_steps = None if total_steps is None else check_int("total_steps", total_steps, low=1)
         candidates = self.num_instances - 1 if graph == "knn" else min(self.num_candidates, self.num_instances - 1)
@@ -126,7 +141,8 @@ class WalkBatchSampler(EmbeddingBatchSampler):
     def _make_search(self, embeddings: torch.Tensor) -> tuple[GraphWalker, int]:
         version = self.graph_version + 1
         if self.graph_kind == "knn":
-            graph = knn_graph(embeddings, self.num_neighbors, memory_budget=self.memory_budget, normalize=self.normalize)
+            graph = knn_graph(embeddings, self.num_neighbors, index=self.knn_index, seed=self.seed,
+                              memory_budget=self.memory_budget, normalize=self.normalize)
         else:
             # One candidate stream per graph, reproducible from the seed.
             generator = generator_for(self.seed, GRAPH_STREAM, version - 1)
@@ -194,6 +210,7 @@ class WalkBatchSampler(EmbeddingBatchSampler):
             "num_neighbors": self.num_neighbors,
             "strategy": self.strategy,
             "graph": self.graph_kind,
+            "knn_index": self.knn_index,
         }
 
     def _search_state(self, search: tuple[GraphWalker, int]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dgl.dataloading import GraphDataLoader
 from torch.utils.data import DataLoader, Dataset
 
 from dglbs import KNNBatchSampler, LinearSchedule, UniformBatchSampler, WalkBatchSampler
-from dglbs.knn import neighbor_recall
+from dglbs.knn import knn_recall, neighbor_recall
 
 N = 300
 
@@ -335,6 +335,27 @@ def test_knn_ivf_batches_recall_exact_search_at_5000():
     exact_batches = torch.tensor(list(exact))
     assert torch.equal(batches[:, 0], exact_batches[:, 0]), "the same seeds"
     assert neighbor_recall(embeddings, exact_batches[:, 0], exact_batches[:, 1:], normalize=True) == 1.0
+
+
+def test_walk_sampler_on_an_ivf_knn_graph():
+    embeddings = clustered(5000)
+    sampler = WalkBatchSampler(5000, 64, num_candidates=50, num_neighbors=10, graph="knn", knn_index="ivf", seed=3)
+    sampler.set_embeddings(embeddings)
+    assert sampler.config()["knn_index"] == "ivf"
+    assert knn_recall(embeddings, sampler.graph, sample_size=500, normalize=True) >= 0.9
+    again = WalkBatchSampler(5000, 64, num_candidates=50, num_neighbors=10, graph="knn", knn_index="ivf", seed=3)
+    again.set_embeddings(embeddings)
+    assert torch.equal(torch.tensor(list(sampler)), torch.tensor(list(again))), "a seeded IVF graph"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"graph": "knn", "knn_index": "hnsw"}, r"knn_index must be one of \('exact', 'ivf', 'auto'\), got 'hnsw'"),
+     ({"knn_index": "ivf"}, r"knn_index='ivf' applies to graph='knn' only, got graph='proximity'")],
+)
+def test_walk_sampler_knn_index_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WalkBatchSampler(300, 10, num_candidates=50, num_neighbors=10, **kwargs)
 
 
 def test_knn_auto_index_is_exact_below_the_threshold(monkeypatch):
