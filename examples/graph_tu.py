@@ -19,6 +19,7 @@ Datasets are read from ``<data dir>/tu`` (``--data-dir``, see :mod:`dglbs.data.p
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -88,6 +89,9 @@ class Result:
     encode_share: float
     history: list[dict] = field(repr=False)
     embeddings: torch.Tensor = field(repr=False)
+    validation: float = math.nan
+    """The SVM's inner cross-validation accuracy (outer training folds only): for
+    choosing settings without looking at the reported test folds."""
 
 
 def make_method(config: Config, feat_dim: int):
@@ -139,7 +143,7 @@ def run(config: Config, dataset: TUDataset | None = None) -> Result | None:
     scores = svm_cross_val(embeddings, dataset.labels, folds=config.svm_folds, seed=config.seed)
     costs = summarize_history(history)
     return Result(config, scores["mean"], scores["std"], train_seconds,
-                  costs["sampler_share"], costs["encode_share"], history, embeddings)
+                  costs["sampler_share"], costs["encode_share"], history, embeddings, scores["validation"])
 
 
 def summary_table(results: list[Result]) -> str:

@@ -157,7 +157,10 @@ def svm_cross_val(
     -------
     dict
         ``mean`` and ``std`` (population std, as GraphCL) of the ``fold_accuracies``
-        (list of ``folds`` floats in ``[0, 1]``), and ``best_C``, the chosen ``C`` per fold.
+        (list of ``folds`` floats in ``[0, 1]``), ``best_C``, the chosen ``C`` per fold,
+        and ``validation``: the inner cross-validation accuracy of the chosen ``C``,
+        averaged over the outer folds. It is computed from the outer training folds
+        only, so settings chosen by it never look at the reported test folds.
 
     Raises
     ------
@@ -216,7 +219,7 @@ def svm_cross_val(
         # back in order, so an outer fold's choice of C is logged as soon as it is made.
         grid = np.empty((folds, inner_folds, len(Cs)))
         cell_results = parallel(delayed(_accuracies)(pairwise, x, y, train, test, kernel, Cs) for train, test in cells)
-        best = []
+        best, validation = [], []
         for cell, cell_accuracies in enumerate(cell_results):
             fold, inner_fold = divmod(cell, inner_folds)
             grid[fold, inner_fold] = cell_accuracies
@@ -225,6 +228,7 @@ def svm_cross_val(
                 # As GridSearchCV: the mean over inner folds of a (Cs, inner_folds) array; first best.
                 means = np.average(np.ascontiguousarray(grid[fold].T), axis=1)
                 best.append(int(np.argmax(means)))
+                validation.append(float(means[best[-1]]))
                 logger.info(
                     "SVM fold %d/%d: C=%g chosen (inner accuracy %.4f), %.1f s so far",
                     fold + 1, folds, Cs[best[-1]], means[best[-1]], time.perf_counter() - start,
@@ -240,7 +244,8 @@ def svm_cross_val(
         "SVM %d-fold accuracy %.4f ± %.4f (folds: %s) in %.1f s",
         folds, mean, std, " ".join(f"{a:.4f}" for a in accuracies), time.perf_counter() - start,
     )
-    return {"mean": mean, "std": std, "fold_accuracies": accuracies, "best_C": [float(Cs[b]) for b in best]}
+    return {"mean": mean, "std": std, "fold_accuracies": accuracies, "best_C": [float(Cs[b]) for b in best],
+            "validation": sum(validation) / folds}
 
 
 def summarize(values: Sequence[float] | np.ndarray | torch.Tensor) -> tuple[float, float]:

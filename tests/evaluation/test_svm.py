@@ -97,13 +97,14 @@ def test_summarize():
 def grid_search_cv(x, y, *, folds, Cs, seed, inner_folds, kernel):
     """GraphCL's protocol with plain scikit-learn: GridSearchCV(SVC) on every outer split."""
     y = np.unique(y, return_inverse=True)[1]
-    accuracies, best_cs = [], []
+    accuracies, best_cs, validation = [], [], []
     for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y):
         search = GridSearchCV(SVC(kernel=kernel), {"C": list(Cs)}, cv=inner_folds, scoring="accuracy")
         search.fit(x[train], y[train])
         accuracies.append(float(search.score(x[test], y[test])))
         best_cs.append(float(search.best_params_["C"]))
-    return accuracies, best_cs
+        validation.append(float(search.best_score_))
+    return accuracies, best_cs, float(np.mean(validation))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -113,12 +114,13 @@ def test_same_results_as_grid_search_cv(kernel, monkeypatch):
     x, y = blobs(40, 3, 6, gap=0.8, seed=4)
     x = (x * 3.0).astype(np.float32)
     settings = {"folds": 5, "Cs": (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), "seed": 3, "inner_folds": 3}
-    accuracies, best_cs = grid_search_cv(x, y, kernel=kernel, **settings)
+    accuracies, best_cs, validation = grid_search_cv(x, y, kernel=kernel, **settings)
     assert len(set(accuracies)) > 1  # a test that can tell (rbf, linear and sigmoid also vary in C)
     for n_jobs in (1, 2):
         result = svm_cross_val(x, y, kernel=kernel, n_jobs=n_jobs, **settings)
         assert result["fold_accuracies"] == accuracies
         assert result["best_C"] == best_cs
+        assert result["validation"] == pytest.approx(validation), "the inner CV score of the chosen C"
     # Too many samples to precompute the kernels: libsvm computes them, same results.
     monkeypatch.setattr(svm, "PRECOMPUTED_MAX_SAMPLES", len(x) - 1)
     result = svm_cross_val(x, y, kernel=kernel, **settings)
