@@ -22,8 +22,9 @@ from dglbs.method import ContrastiveMethod
 from dglbs.metrics import read_metrics
 from dglbs.trainer import Trainer
 
-sys.path.insert(0, str(Path(__file__).parent / "integrations"))
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent / "integrations")]
 from _launch import run_processes  # noqa: E402
+from test_trainer import interrupt_after_step  # noqa: E402
 
 N, DIM, GLOBAL_BATCH, EPOCHS, WORLD_SIZE = 64, 6, 16, 2, 2
 STEPS = EPOCHS * N // GLOBAL_BATCH
@@ -132,23 +133,6 @@ def outcome(trainer: Trainer) -> dict:
     }
 
 
-def interrupt_after_step(trainer: Trainer, step: int) -> None:
-    """``trainer.fit(EPOCHS)`` stopped as by a Ctrl-C after training step ``step``."""
-    original_step = trainer.sampler.step
-
-    def step_then_stop(num_steps=1):
-        original_step(num_steps)
-        if trainer.sampler.global_step == step:
-            raise KeyboardInterrupt
-
-    trainer.sampler.step = step_then_stop
-    try:
-        trainer.fit(EPOCHS)
-    except KeyboardInterrupt:
-        return
-    raise AssertionError(f"training was not interrupted at step {step}")
-
-
 def resume_runs(out: Path, rank: int) -> dict:
     """An uninterrupted run and one interrupted after step INTERRUPT_AT and resumed
     from its last checkpoint (step CHECKPOINT_EVERY, mid-epoch), with per-process
@@ -173,7 +157,7 @@ def resume_runs(out: Path, rank: int) -> dict:
                 complete = []
                 save_checkpoint = trainer.save_checkpoint
                 trainer.save_checkpoint = lambda: complete.append(save_checkpoint().is_file()) or None
-                interrupt_after_step(trainer, INTERRUPT_AT)
+                interrupt_after_step(trainer, INTERRUPT_AT, epochs=EPOCHS)
                 runs["complete after save"] = complete
             else:
                 trainer.fit(EPOCHS, resume_from=out / "interrupted" / "run.ckpt" if name == "resumed" else None)
