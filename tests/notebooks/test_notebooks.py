@@ -1,4 +1,5 @@
-"""The TU notebooks stay in sync with notebooks/build.py, carry clean outputs and run end to end."""
+"""The TU notebooks stay in sync with notebooks/build.py, carry clean outputs, figures and
+findings that match them, and run end to end (slow)."""
 import importlib.util
 import re
 from pathlib import Path
@@ -27,7 +28,7 @@ def text_outputs(book: nbformat.NotebookNode) -> str:
         for output in cell.get("outputs", []):
             parts.append(output.get("text", ""))
             parts.append(output.get("data", {}).get("text/plain", ""))
-    return "".join(parts)
+    return "\n".join(parts)  # a display's text/plain ends without a newline
 
 
 @pytest.mark.parametrize("dataset", build.DATASETS)
@@ -39,14 +40,43 @@ def test_committed_notebook_matches_the_generator(dataset):
     )
 
 
+FIGURES = ("accuracy", "histograms", "coverage", "curves")
+
+
+def written_figures(text: str) -> list[str]:
+    """The figure files a notebook's outputs say it wrote."""
+    return re.findall(r"^wrote (\S+\.png)$", text, re.MULTILINE)
+
+
 @pytest.mark.parametrize("dataset", build.DATASETS)
 def test_committed_outputs_are_complete_and_free_of_paths_and_warnings(dataset):
     book = nbformat.read(build.path_of(dataset), as_version=4)
     text = text_outputs(book)
-    assert f"{dataset}: " in text and "batchsampler" in text  # executed: the table is there
+    assert f"{dataset}: " in text and "batchsampler-cover" in text  # executed: the table is there
+    assert "batchsampler - uniform: " in text and "over 3 paired seeds" in text  # full settings, paired
     assert not re.search(r"Warning\b", text)
     assert not re.search(r"(?<![\w<])/(?:root|home|work|tmp|usr)/", text), "absolute path in an output"
     assert str(Path.home()) not in text and str(NOTEBOOKS.parent) not in text
+
+
+@pytest.mark.parametrize("dataset", build.DATASETS)
+def test_committed_figures_are_the_ones_the_notebook_wrote(dataset):
+    book = nbformat.read(build.path_of(dataset), as_version=4)
+    stem = build.path_of(dataset).stem
+    assert written_figures(text_outputs(book)) == [f"figures/{stem}_{plot}.png" for plot in FIGURES]
+    assert all((NOTEBOOKS / "figures" / f"{stem}_{plot}.png").is_file() for plot in FIGURES)
+    shown = [output for cell in book.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    assert len(shown) == len(FIGURES)
+
+
+@pytest.mark.parametrize("dataset", build.DATASETS)
+def test_findings_quote_only_numbers_the_outputs_show(dataset):
+    findings = build.FINDINGS[dataset]
+    text = text_outputs(nbformat.read(build.path_of(dataset), as_version=4))
+    numbers = re.findall(r"[+-]?\d+\.\d+%?", findings.replace("\N{MINUS SIGN}", "-"))
+    assert numbers, "the findings quote no measured number"
+    missing = [number for number in numbers if number not in text]
+    assert not missing, f"numbers in FINDINGS[{dataset!r}] that no output shows: {missing}"
 
 
 def test_clean_outputs_drops_warnings_and_replaces_paths():
@@ -65,13 +95,15 @@ def test_clean_outputs_drops_warnings_and_replaces_paths():
     assert cell.outputs[1].data["text/plain"] == "path='~/x'"
 
 
+@pytest.mark.slow  # a minute or so per notebook: a kernel, 4 trainings and SVMs
 @pytest.mark.parametrize("dataset", build.DATASETS)
-def test_notebook_executes(dataset, monkeypatch):
+def test_notebook_executes(dataset, monkeypatch, tmp_path):
     monkeypatch.setenv("DGLBS_NOTEBOOK_SMOKE", "1")
+    monkeypatch.setenv("DGLBS_NOTEBOOK_FIGURES", str(tmp_path))  # not over the committed figures
     book = build.notebook(dataset)
     NotebookClient(book, timeout=600, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    outputs = "".join(
-        output.get("text", "") for cell in book.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
-    )
-    assert "batchsampler" in outputs and "accuracy" in outputs
+    outputs = text_outputs(book)
+    assert "batchsampler-cover" in outputs and "accuracy" in outputs and "coverage" in outputs
     assert not any(output.output_type == "error" for cell in book.cells for output in cell.get("outputs", []))
+    stem = build.path_of(dataset).stem
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{stem}_{plot}.png" for plot in FIGURES)
