@@ -10,6 +10,9 @@ optionally execute) with
     python notebooks/build.py --execute  # ... and run them in place (full settings, one
                                          # thread), writing notebooks/figures/tu_<dataset>_<plot>.png
 
+Without ``--execute`` the notebooks are written without outputs, so any change to their
+cells (``FINDINGS`` included) is committed after an ``--execute`` run.
+
 Executed outputs are cleaned of what depends on the machine that ran them: warning
 lines (e.g. tqdm's ``TqdmWarning`` when ipywidgets is missing) and absolute paths
 (the data folder becomes ``<data dir>``, the home folder ``~``). The test suite
@@ -38,8 +41,9 @@ GraphCL on the TU dataset **{dataset}**, trained with the uniform sampler, the k
 sampler, BatchSampler (proximity graph + random walk with restart, independent
 batches) and BatchSampler with covering epochs, 3 seeds each, then scored with an SVM
 on frozen embeddings (10-fold CV). The training code is `examples/graph_tu.py`
-(installed as `dglbs_examples.graph_tu`) at its defaults (the paper's settings); the
-measurements and plots are `examples/notebook_plots.py`. The notebook shows
+(installed as `dglbs_examples.graph_tu`) at its defaults (the paper's settings, the
+proximity graph refreshed from the embedding bank); the measurements and plots are
+`examples/notebook_plots.py`. The notebook shows
 
 1. the accuracy of each sampler over seeds, and its paired difference to uniform;
 2. the batches each policy draws on the *same* embeddings (one trained model): the
@@ -104,7 +108,10 @@ ACCURACY = """show(plot_accuracy(results, f"{DATASET}: SVM accuracy of GraphCL p
 POLICIES_TEXT = """## One model's embeddings, four batch policies
 
 To compare what the policies put in a batch, they draw on the *same* embeddings: those
-of the uniform run with the first seed (no walk shaped them). Each policy draws
+of the uniform run with the first seed (no walk shaped them), its encoder's output. That is
+what an encode refresh (`refresh="encode"`) builds the proximity graph from; the example's
+default bank refresh builds it from the training projections instead; the curves
+further down show the batches drawn that way over training. Each policy draws
 `DRAWN_EPOCHS` epochs of batches at the example's settings (B = 128, M = 500, K = 100,
 both capped below N as the example caps them, the walk's restart probability at 0.2,
 the schedule's start); covering epochs use each
@@ -131,10 +138,11 @@ COVERAGE = """show(plot_coverage(draws, f"{DATASET}: one epoch of each policy on
 
 CURVES_TEXT = """## Over training
 
-What each run saw while it trained (each sampler on its own model's embeddings,
-refreshed every t = 25 steps): per epoch, the loss, the mean cosine similarity of the
-in-batch pairs of the training projections, and the share of same-class pairs in a
-batch; the line is the mean over seeds, the band ± one standard deviation. A harder
+What each run saw while it trained (each sampler on its own model's embeddings: the
+proximity graph is rebuilt every t = 25 steps from the embedding bank, the normalised
+sum of the two views' projections that the training steps computed): per epoch, the
+loss, the mean cosine similarity of the in-batch pairs of the training projections, and
+the share of same-class pairs in a batch; the line is the mean over seeds, the band ± one standard deviation. A harder
 batch has a higher loss for the same model, so the loss curves compare the samplers'
 batches, not the quality of the models."""
 
@@ -143,44 +151,55 @@ CURVES = """show(plot_training_curves(results, f"{DATASET}, GraphCL"), "curves")
 FINDINGS = {
     "MUTAG": """## What the numbers show
 
-**No sampler beats uniform on MUTAG in this run.** Against uniform on the same seeds,
-BatchSampler (−0.39 ± 1.68, p 0.73) and kNN (−1.26 ± 3.22, p 0.57) are ties within
-the seed spread; BatchSampler with covering epochs is a loss, −1.96 ± 0.58 (p 0.03)
-over the 3 paired seeds (a p-value from 3 seeds is fragile, but it is not a gain).
+**No sampler beats uniform on MUTAG in this run; all three are ties.** With the proximity
+graph refreshed from the embedding bank (the example's default), the paired differences
+to uniform are −0.54 ± 2.42 (p 0.74) for BatchSampler, −0.73 ± 2.49 (p 0.66) with
+covering epochs and −1.78 ± 0.78 (p 0.06) for kNN, a tie leaning to a loss (a p-value
+from 3 seeds is fragile either way). All three means are below uniform's 88.16 ± 1.82,
+whose spread comes from one low seed; the walk samplers' spread over seeds is small
+(0.22 and 0.23).
 
-On the same embeddings, the three other policies make harder batches than uniform (mean
-in-batch cosine 0.380 for kNN, 0.384 for BatchSampler and 0.403 with covering epochs,
-against 0.273) and the extra hardness comes largely as false negatives: same-class pairs
-rise from 55.3% (uniform, the class balance) to 61.3%, 62.6% and 63.5%. In the
-histograms the pairs near cosine 1 are almost all same-class. With N = 188 and B = 128 a
-batch holds two thirds of the data, so the policies cannot differ much: an independent
-BatchSampler epoch still covers 0.89 of the graphs (kNN 0.99) and repeats none more
-than twice. Over training, uniform batches keep the class balance of same-class pairs
-while kNN and walk batches stay above it; with two steps an epoch the curves are noisy.
+On the same embeddings (the uniform model's encoder output), the three other policies make
+harder batches than uniform (mean in-batch cosine 0.380 for kNN, 0.384 for BatchSampler
+and 0.403 with covering epochs, against 0.273) and the extra hardness comes largely as
+false negatives: same-class pairs rise from 55.3% (uniform, the class balance) to 61.3%,
+62.6% and 63.5%. In the histograms the pairs near cosine 1 are almost all same-class.
+With N = 188 and B = 128 a batch holds two thirds of the data, so the policies cannot
+differ much: an independent BatchSampler epoch still covers 0.89 of the graphs (kNN 0.99)
+and repeats none more than twice. Over training, with the bank's graphs, uniform batches
+keep the class balance of same-class pairs while kNN and BatchSampler batches stay above
+it; covering epochs come close to uniform's in the last epochs. With two steps an epoch
+the curves are noisy.
 
-This agrees with the README's 5-seed table: on these small TU datasets, harder batches
-from the proximity graph bring more same-class pairs and no accuracy gain over uniform.""",
+This agrees with the README's 5-seed table (from encode refreshes), where BatchSampler
+also ties uniform on MUTAG: harder batches from the proximity graph bring more same-class
+pairs and no accuracy gain over uniform.""",
     "IMDB-BINARY": """## What the numbers show
 
-**No sampler beats uniform on IMDB-BINARY in this run.** Against uniform on the same
-seeds, BatchSampler is a loss, −0.77 ± 0.25 (p 0.03), in the same direction as in the
-README's 5-seed table; kNN, −0.67 ± 0.42 (p 0.11), is a tie leaning to a loss; covering
-epochs, +0.70 ± 1.13 (p 0.39), are a tie: the spread over seeds is larger than the
-difference (see the accuracy plot, where one seed carries the mean).
+**No sampler differs from uniform on IMDB-BINARY in this run; all three are ties.** With
+the proximity graph refreshed from the embedding bank (the example's default),
+BatchSampler is +0.33 ± 0.60 (p 0.44) against uniform on the same seeds, covering epochs
++0.20 ± 0.72 (p 0.68) and kNN −0.47 ± 1.79 (p 0.70): each spread over seeds is larger
+than the difference, and a p-value from 3 seeds is fragile. This differs from the
+README's 5-seed table, from encode refreshes, where BatchSampler is significantly below
+uniform on IMDB-BINARY; it fits the README's bank-versus-encode comparison, where the bank
+scored above the encode pass on IMDB-BINARY without a significant difference.
 
-On the same embeddings, kNN makes the hardest batches (mean in-batch cosine 0.463
-against 0.105 for uniform) with the most false negatives (54.6% same-class pairs against
-49.9%); BatchSampler sits between (0.268, 52.1%) and covering epochs closer to uniform
-(0.185, 51.8%), as the late batches of a covering epoch fill up from what is left.
-Independent epochs train on part of the data only: 0.59 of the graphs for BatchSampler,
-whose most repeated graph appears 6.0 times an epoch, and 0.66 for kNN (4.0 times). Over
-training, the in-batch cosine similarity of the training projections falls close to 0
-within a few epochs for every sampler, so BatchSampler's batches are barely harder than
-uniform's in the space the loss sees, while their share of same-class pairs stays above
-uniform's; kNN batches stay harder, with more false negatives and the highest loss.
+On the same embeddings (the uniform model's encoder output, what an encode refresh would
+build the graph from), kNN makes the hardest batches (mean in-batch cosine 0.463 against
+0.105 for uniform) with the most false negatives (54.6% same-class pairs against 49.9%);
+BatchSampler sits between (0.268, 52.1%) and covering epochs closer to uniform (0.185,
+51.8%), as the late batches of a covering epoch fill up from what is left. Independent
+epochs train on part of the data only: 0.59 of the graphs for BatchSampler, whose most
+repeated graph appears 6.0 times an epoch, and 0.66 for kNN (4.0 times). Over training,
+with the bank's graphs, BatchSampler's and covering epochs' share of same-class pairs
+falls to uniform's class balance after about three epochs, and their in-batch cosine
+similarity and loss come close to uniform's: for most of training their batches are
+hardly different from uniform batches, which fits their tie. kNN batches stay harder,
+with more false negatives and the highest loss.
 
-This agrees with the README's 5-seed table: on these small TU datasets, harder batches
-from the proximity graph bring more same-class pairs and no accuracy gain over uniform.""",
+On these small TU datasets, harder batches from the proximity graph bring more same-class
+pairs and no accuracy gain over uniform.""",
 }
 """Per dataset, what the committed run measured, written from its outputs (the tests
 check every number quoted here appears in them)."""
