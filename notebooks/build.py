@@ -142,9 +142,9 @@ What each run saw while it trained (each sampler on its own model's embeddings: 
 proximity graph is rebuilt every t = 25 steps from the embedding bank, the normalised
 sum of the two views' projections that the training steps computed): per epoch, the
 loss, the mean cosine similarity of the in-batch pairs of the training projections, and
-the share of same-class pairs in a batch; the line is the mean over seeds, the band ± one standard deviation. A harder
-batch has a higher loss for the same model, so the loss curves compare the samplers'
-batches, not the quality of the models."""
+the share of same-class pairs in a batch; the line is the mean over seeds, the band ±
+one standard deviation. A harder batch has a higher loss for the same model, so the loss
+curves compare the samplers' batches, not the quality of the models."""
 
 CURVES = """show(plot_training_curves(results, f"{DATASET}, GraphCL"), "curves")"""
 
