@@ -27,7 +27,7 @@ def test_every_example_is_a_console_command():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function))
     assert sorted(path.stem for path in (REPO / "examples").glob("*.py")) == sorted(
-        EXAMPLES + ("__init__", "commands", "common"))
+        EXAMPLES + ("__init__", "commands", "common", "notebook_plots"))
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
