@@ -21,7 +21,7 @@ import torch
 from dglbs import KNNBatchSampler, UniformBatchSampler, WalkBatchSampler
 from dglbs.data.images import load_fashion_mnist
 from dglbs.data.tu import TUDataset
-from dglbs.diagnostics import false_negative_rate, pairwise_cosine
+from dglbs.diagnostics import epoch_coverage, false_negative_rate, pairwise_cosine
 
 
 def sources(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
@@ -61,18 +61,17 @@ def main() -> None:
             coverage, most, cosine, false_negatives, seconds, batches = 0.0, 0.0, [], [], 0.0, 0
             for epoch in range(3):
                 sampler.set_epoch(epoch)
-                counts = torch.zeros(n)
                 start = time.perf_counter()
                 epoch_batches = list(sampler)
                 seconds += time.perf_counter() - start
                 batches += len(epoch_batches)
                 for batch in epoch_batches:
-                    counts[batch] += 1
                     cosine.append(float(pairwise_cosine(embeddings[batch]).mean()))
                     if labels is not None:
                         false_negatives.append(false_negative_rate(labels[batch]))
-                coverage += float((counts > 0).float().mean()) / 3
-                most += float(counts.max()) / 3
+                share, count = epoch_coverage(epoch_batches, n)
+                coverage += share / 3
+                most += count / 3
             fn = f"{sum(false_negatives) / len(false_negatives):8.3f}" if false_negatives else f"{'-':>8}"
             print(f"{label:>26} {coverage:9.3f} {most:9.1f} {sum(cosine) / len(cosine):7.3f} {fn} "
                   f"{seconds / batches * 1e3:9.2f}", flush=True)
