@@ -76,8 +76,10 @@ def paired(rows: dict[int, float], reference: dict[int, float]) -> tuple[float, 
     differences = [rows[seed] - reference[seed] for seed in seeds]
     if len(seeds) < 2:
         return (differences[0] if differences else float("nan")), float("nan"), float("nan"), len(seeds)
-    p = ttest_rel([rows[s] for s in seeds], [reference[s] for s in seeds]).pvalue
-    return statistics.fmean(differences), statistics.stdev(differences), float(p), len(seeds)
+    spread = statistics.stdev(differences)
+    # Identical differences leave the t statistic undefined: no p-value rather than p = 0.
+    p = ttest_rel([rows[s] for s in seeds], [reference[s] for s in seeds]).pvalue if spread > 0 else float("nan")
+    return statistics.fmean(differences), spread, float(p), len(seeds)
 
 
 def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
