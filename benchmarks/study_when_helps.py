@@ -77,8 +77,8 @@ def paired(rows: dict[int, float], reference: dict[int, float]) -> tuple[float, 
     if len(seeds) < 2:
         return (differences[0] if differences else float("nan")), float("nan"), float("nan"), len(seeds)
     spread = statistics.stdev(differences)
-    # Identical differences leave the t statistic undefined: no p-value rather than p = 0.
-    p = ttest_rel([rows[s] for s in seeds], [reference[s] for s in seeds]).pvalue if spread > 0 else float("nan")
+    # Identical differences (up to rounding) leave the t statistic undefined: no p-value rather than p = 0.
+    p = ttest_rel([rows[s] for s in seeds], [reference[s] for s in seeds]).pvalue if spread > 1e-9 else float("nan")
     return statistics.fmean(differences), spread, float(p), len(seeds)
 
 
