@@ -111,7 +111,7 @@ def paired_differences(
         differences = [mine - theirs for mine, theirs in pairs]
         mean = statistics.fmean(differences)
         std = statistics.stdev(differences) if len(differences) > 1 else 0.0
-        p = f"p {ttest_rel(*zip(*pairs)).pvalue:.2f}" if len(pairs) > 1 and std > 0 else "p -"
+        p = f"p {ttest_rel(*zip(*pairs)).pvalue:.2f}" if len(pairs) > 1 and std > 1e-9 else "p -"
         lines.append(f"{' '.join(str(part) for part in key)} - {baseline}: {mean:+.2f} ± {std:.2f} "
                      f"over {len(pairs)} paired seed{'s' if len(pairs) > 1 else ''} ({p})")
     return lines
