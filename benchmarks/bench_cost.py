@@ -14,7 +14,7 @@ the other in this process, with the same seed and data; no evaluation. Per arm:
   costs (Cost_S + Cost_G/step + encode/step) over its own Cost_T, both measured in
   the same run, so load from other jobs scales them alike: the figure to trust.
 
-    python benchmarks/bench_cost.py                       # every example (about 25 min)
+    python benchmarks/bench_cost.py                       # every example (28 min on one thread)
     python benchmarks/bench_cost.py --cases PROTEINS NCI1 --log benchmarks/results/cost.txt
 """
 from __future__ import annotations
