@@ -40,6 +40,7 @@ generator alone: not on the thread count, the process, or ``dgl.seed`` calls.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import dgl
 import torch
@@ -73,7 +74,7 @@ _EXCLUSIVE_SURPLUS = 3.0
 """``_TRACE_SURPLUS`` for exclusive batches."""
 
 MAX_ROUNDS = 16
-"""Rounds of a random walk after which batches still short are filled uniformly."""
+"""Rounds of a random walk or BFS after which batches still short are filled uniformly."""
 
 _CLOSED_CHECKS = 2048
 """Neighbour slots a closure check looks at per batch (a uniform sample beyond)."""
@@ -239,11 +240,7 @@ class GraphWalker:
             expected_moves *= max(1.0 - float(batches.taken.float().mean()), 1.0 / size)
         yield_per_trace = torch.full((batches.ids.shape[0],), expected_moves, dtype=torch.float64)
         poor_rounds = torch.zeros_like(batches.count)
-        for _ in range(MAX_ROUNDS):
-            rows = batches.open_rows()
-            if not rows.numel():
-                return
-            missing = size - batches.count[rows]
+        for rows, missing in batches.rounds():
             group = walkers[rows]
             group_size = (group >= 0).sum(1)
             if continue_walk:
@@ -304,7 +301,6 @@ class GraphWalker:
                 walkers[stalled, : fresh.shape[1]] = fresh
                 yield_per_trace[stalled] = expected_moves
                 poor_rounds[stalled] = 0
-        batches.fill(batches.open_rows())
 
     def _closed(
         self, sources: torch.Tensor, rows: torch.Tensor, taken: torch.Tensor | None, generator: torch.Generator
@@ -344,11 +340,7 @@ class GraphWalker:
         width = max(1, math.ceil(size / max(1, table.shape[1])))
         head = torch.zeros_like(batches.count)
         poor_rounds = torch.zeros_like(batches.count)
-        for _ in range(MAX_ROUNDS):
-            rows = batches.open_rows()
-            if not rows.numel():
-                return
-            missing = size - batches.count[rows]
+        for rows, missing in batches.rounds():
             position = head[rows].unsqueeze(1) + torch.arange(width)
             queued = position < batches.count[rows].unsqueeze(1)
             expand = batches.ids[rows].gather(1, position.clamp_max(size - 1))
@@ -365,7 +357,6 @@ class GraphWalker:
             if exhausted.numel():
                 batches.add_fresh_seeds(exhausted)
                 poor_rounds[exhausted] = 0
-        batches.fill(batches.open_rows())
 
     def _dfs(self, batches: _Batches) -> None:
         rows_at_once = max(1, _DFS_BITMAP_CELLS // max(1, self.num_nodes))
@@ -443,6 +434,17 @@ class _Batches:
     def open_rows(self) -> torch.Tensor:
         """Ascending ids of the rows with fewer than ``B`` nodes."""
         return torch.nonzero(self.count < self.size).flatten()
+
+    def rounds(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rounds of a walk or BFS: up to ``MAX_ROUNDS`` times the open rows
+        (ascending) and how many nodes each still misses, while any row is open; the
+        rows still short after the last round are filled uniformly."""
+        for _ in range(MAX_ROUNDS):
+            rows = self.open_rows()
+            if not rows.numel():
+                return
+            yield rows, self.size - self.count[rows]
+        self.fill(self.open_rows())
 
     def collect(self, rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """Append to each of ``rows`` (ascending) its candidates (``(len(rows), W)``,
