@@ -24,8 +24,9 @@ def make(kind, build_lag, policy="independent"):
     return sampler
 
 
-def train(sampler, refresh_at, epochs=2):
-    """One step per batch; new embeddings handed over at the steps in ``refresh_at``."""
+def train(sampler, refresh_at, epochs=2, lag=0):
+    """One step per batch; at each step ``s`` in ``refresh_at`` the embeddings of step
+    ``s - lag`` are handed over."""
     seen = []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
@@ -33,7 +34,7 @@ def train(sampler, refresh_at, epochs=2):
             seen.append(batch)
             sampler.step()
             if sampler.global_step in refresh_at:
-                sampler.set_embeddings(embeddings(sampler.global_step))
+                sampler.set_embeddings(embeddings(sampler.global_step - lag))
     return seen
 
 
@@ -44,15 +45,7 @@ def test_a_lagged_build_gives_the_batches_of_a_build_at_the_swap_step(kind, poli
     # The same embeddings handed to a synchronous sampler 3 steps later.
     synchronous = make(kind, 0, policy)
     seen_lagged = train(lagged, refresh_at={4, 13})
-    seen = []
-    for epoch in range(2):
-        synchronous.set_epoch(epoch)
-        for batch in synchronous:
-            seen.append(batch)
-            synchronous.step()
-            if synchronous.global_step in {7, 16}:
-                synchronous.set_embeddings(embeddings(synchronous.global_step - 3))
-    assert seen_lagged == seen
+    assert seen_lagged == train(synchronous, refresh_at={7, 16}, lag=3)
     assert seen_lagged != train(make(kind, 0, policy), refresh_at={4, 13}), "the lag is real"
 
 
@@ -87,13 +80,7 @@ def test_resume_between_the_request_and_the_swap_is_exact():
 
     resumed = make("rwr", 4)
     resumed.load_state_dict(state)
-    tail = []
-    for epoch in range(2):
-        resumed.set_epoch(epoch)
-        for batch in resumed:
-            tail.append(batch)
-            resumed.step()
-    assert head + tail == batches
+    assert head + train(resumed, refresh_at=set()) == batches
 
 
 def test_build_lag_must_be_shorter_than_the_refresh_period():
