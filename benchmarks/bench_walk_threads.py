@@ -1,4 +1,4 @@
-"""What running DGL's random walk on one thread costs (see ``dglbs.walks._random_walk_traces``).
+"""What running DGL's random walk on one thread costs (see ``dglbs.walks.random_walk_traces``).
 
 The walker runs ``dgl.sampling.random_walk`` on one thread so that batches do not depend
 on the process or the thread count. This times RWR batches that way and with DGL left
@@ -33,7 +33,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     embeddings = torch.nn.functional.normalize(torch.randn(args.num_instances, 128, generator=generator), dim=1)
     walker = GraphWalker(proximity_graph(embeddings, 1000, 100))
-    variants = {"one thread (ours)": walks._random_walk_traces, "DGL on all threads": all_threads_walk}
+    variants = {"one thread (ours)": walks.random_walk_traces, "DGL on all threads": all_threads_walk}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; N={args.num_instances:,}, "
           f"alpha={args.alpha}, 128 batches per call; best of {args.repeats}, ms per batch")
     try:
@@ -41,7 +41,7 @@ def main() -> None:
             best = dict.fromkeys(variants, float("inf"))
             for repeat in range(args.repeats):
                 for name, walk in variants.items():
-                    walks._random_walk_traces = walk
+                    walks.random_walk_traces = walk
                     seeds = torch.randint(args.num_instances, (128,), generator=torch.Generator().manual_seed(repeat))
                     start = time.perf_counter()
                     walker.batches(seeds, batch_size, strategy="rwr", restart_prob=args.alpha,
@@ -50,7 +50,7 @@ def main() -> None:
             ours, other = best.values()
             print(f"  B={batch_size:5d}  one thread {ours:.3f}  all threads {other:.3f}  -> {ours / other:.2f}x")
     finally:
-        walks._random_walk_traces = variants["one thread (ours)"]
+        walks.random_walk_traces = variants["one thread (ours)"]
 
 
 if __name__ == "__main__":
