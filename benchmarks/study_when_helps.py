@@ -14,6 +14,15 @@ never looks at the reported test folds.
     python benchmarks/study_when_helps.py --dataset IMDB-BINARY --seeds 0 1 2 3 4 \
         --runs benchmarks/results/when_helps_imdb_binary.jsonl
 
+``--subset N`` runs the study on N graphs of the dataset drawn once, stratified by
+class (the same graphs for every seed and sampler), which changes N / B at a fixed
+batch size; its runs are recorded as ``DATASET[N]``. When the runs file holds
+several sizes of one dataset, a table and a plot (``<runs>_by_size.png``) of the
+batch-size rows of every size against N / B follow the report.
+
+    python benchmarks/study_when_helps.py --dataset NCI1 --subset 1024 --seeds 0 1 2 \
+        --settings 'paper default' --runs benchmarks/results/when_helps_nci1.jsonl
+
 Every run is appended to ``--runs`` (JSON Lines) as it finishes, and runs already
 there are not repeated, so an interrupted study continues; ``--report-only`` prints
 the table and draws the plots (``<runs>.png``) from the file alone.
@@ -26,6 +35,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from scipy.stats import ttest_rel
 
 from dglbs_examples import graph_tu
@@ -63,6 +73,27 @@ def planned_runs(settings: list[str], seeds: list[int]) -> list[tuple[str, str, 
         runs += [(uniform_setting(b), "uniform", {"batch_size": b}, seed) for b in batch_sizes]
         runs += [(name, "batchsampler", SETTINGS[name], seed) for name in settings]
     return runs
+
+
+def stratified_subset(labels: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """``size`` distinct indices drawn at random with each class's share of ``labels``
+    (rounded, at least one per class), in increasing order: shape (size,), int64."""
+    if not 0 < size <= len(labels):
+        raise ValueError(f"--subset must be in [1, {len(labels)}] (the dataset's size), got {size}")
+    generator = torch.Generator().manual_seed(seed)
+    classes, counts = labels.unique(return_counts=True)
+    if size < len(classes):
+        raise ValueError(f"--subset {size} cannot hold one graph of each of the {len(classes)} classes")
+    quotas = (counts.double() * size / len(labels)).round().long().clamp(min=1)
+    # Rounding may miss the total by a few graphs: take them from (or give them to) the largest classes.
+    while int(quotas.sum()) != size:
+        step = 1 if int(quotas.sum()) < size else -1
+        quotas[int(torch.argmax(counts - quotas if step > 0 else quotas))] += step
+    chosen = []
+    for value, quota in zip(classes.tolist(), quotas.tolist()):
+        members = (labels == value).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:quota]])
+    return torch.cat(chosen).sort().values
 
 
 def false_negative_rate(history: list[dict]) -> float:
@@ -146,6 +177,55 @@ def plot(rows: list[dict], dataset: str, path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def dataset_size(key: str, full_size: int) -> int:
+    """Graphs behind a record's dataset key: ``NAME[N]`` holds N, ``NAME`` all."""
+    return int(key[key.index("[") + 1 : -1]) if key.endswith("]") else full_size
+
+
+def by_size(records: list[dict], base: str, full_size: int) -> list[dict]:
+    """The batch-size rows (paper default, B = ...) of every size of dataset ``base``
+    in ``records``, each with its ``size``, sorted by N / B."""
+    keys = {record["dataset"] for record in records if record["dataset"].split("[")[0] == base}
+    rows = []
+    for key in keys:
+        size = dataset_size(key, full_size)
+        _, key_rows = report([record for record in records if record["dataset"] == key], size)
+        rows += [row | {"size": size} for row in key_rows
+                 if row["setting"] == "paper default" or row["setting"].startswith("B = ")]
+    return sorted(rows, key=lambda row: row["n_over_b"])
+
+
+def size_table(rows: list[dict]) -> str:
+    lines = [f"{'N':>6s} {'setting':14s} {'N/B':>6s} {'FN rate':>8s} {'uniform':>8s} {'test: BS - uniform':>28s} "
+             f"{'validation: BS - uniform':>28s}"]
+    for row in rows:
+        cells = [f"{mean:+6.2f} ± {std:4.2f} (p {p:4.2f}, n={n})" for mean, std, p, n in (row["test"], row["validation"])]
+        lines.append(f"{row['size']:6d} {row['setting']:14s} {row['n_over_b']:6.1f} {row['fn_rate']:8.3f} "
+                     f"{row['fn_rate_uniform']:8.3f} {cells[0]:>28s} {cells[1]:>28s}")
+    return "\n".join(lines)
+
+
+def plot_by_size(rows: list[dict], dataset: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    for size in sorted({row["size"] for row in rows}):
+        mine = [row for row in rows if row["size"] == size]
+        axes.errorbar([row["n_over_b"] for row in mine], [row["test"][0] for row in mine],
+                      yerr=[row["test"][1] for row in mine], marker="o", capsize=3, label=f"N = {size:,}")
+    axes.set_xscale("log", base=2)
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("N / B (graphs over batch size)")
+    axes.set_ylabel("test accuracy, BatchSampler − uniform (points)")
+    axes.set_title(f"{dataset}: subsets and batch sizes (mean ± std over seeds)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="IMDB-BINARY")
@@ -156,30 +236,41 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=graph_tu.Config.epochs)
     parser.add_argument("--svm-folds", type=int, default=graph_tu.Config.svm_folds)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--subset", type=int, default=None,
+                        help="study N graphs of the dataset, drawn once stratified by class (recorded as DATASET[N])")
     args = parser.parse_args()
     base = graph_tu.Config(dataset=args.dataset, data_dir=args.data_dir, progress=False, epochs=args.epochs,
                            svm_folds=args.svm_folds)
     dataset = graph_tu.load_dataset(base)
-    records = [json.loads(line) for line in args.runs.read_text().splitlines()] if args.runs.exists() else []
-    records = [record for record in records if record["dataset"] == args.dataset]
+    key = args.dataset
+    if args.subset is not None:
+        dataset = dataset.subset(stratified_subset(dataset.labels, args.subset))
+        key = f"{args.dataset}[{args.subset}]"
+    every_record = [json.loads(line) for line in args.runs.read_text().splitlines()] if args.runs.exists() else []
+    records = [record for record in every_record if record["dataset"] == key]
     if not args.report_only:
         done = {run_key(record["setting"], record["seed"]) for record in records}
         for setting, sampler, change, seed in planned_runs(args.settings, args.seeds):
             if run_key(setting, seed) in done:
                 continue
             result = graph_tu.run(replace(base, sampler=sampler, seed=seed, **change), dataset)
-            record = {"dataset": args.dataset, "setting": setting, "seed": seed, "accuracy": 100 * result.accuracy,
+            record = {"dataset": key, "setting": setting, "seed": seed, "accuracy": 100 * result.accuracy,
                       "validation": 100 * result.validation,
                       "false_negative_rate": false_negative_rate(result.history)}
             records.append(record)
+            every_record.append(record)
             with args.runs.open("a") as file:
                 file.write(json.dumps(record) + "\n")
             print(f"{setting} seed {seed}: test {record['accuracy']:.2f} validation {record['validation']:.2f} "
                   f"FN rate {record['false_negative_rate']:.3f}", flush=True)
     table, rows = report(records, len(dataset))
-    print(f"\n{args.dataset} (N = {len(dataset)}), GraphCL; accuracy in points\n{table}")
-    if rows:
+    print(f"\n{key} (N = {len(dataset)}), GraphCL; accuracy in points\n{table}")
+    if rows and args.subset is None:
         plot(rows, args.dataset, args.runs.with_suffix(".png"))
+    size_rows = by_size(every_record, args.dataset, dataset.num_source_graphs)
+    if len({row["size"] for row in size_rows}) > 1:
+        print(f"\n{args.dataset}, every size studied: batch-size rows against N / B\n{size_table(size_rows)}")
+        plot_by_size(size_rows, args.dataset, args.runs.with_name(args.runs.stem + "_by_size.png"))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ more than a second shows a tqdm progress bar when stderr is a terminal.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -628,6 +629,10 @@ class TUDataset(Dataset):
         ``"labels+attributes"`` or ``"degree"``.
     path : Path
         The folder or zip the dataset was read from.
+    indices : torch.LongTensor or None
+        For a :meth:`subset`, the original index of each graph; ``None`` for the whole dataset.
+    num_source_graphs : int
+        Graphs in the dataset as read (a subset's ``len`` is smaller).
     cache_path : Path or None
         The cache file read or written (``None`` with ``cache=False``).
     """
@@ -705,7 +710,38 @@ class TUDataset(Dataset):
         self.label_values = torch.from_numpy(values)
         self.num_classes = int(values.size)
         self.feat_dim = int(feat.shape[1])
+        self.indices: torch.Tensor | None = None
+        self.num_source_graphs = len(self.graphs)
         logger.info("%r loaded in %.1f s", self, time.perf_counter() - start)
+
+    def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> TUDataset:
+        """The graphs ``indices`` of this dataset, in that order, as a dataset.
+
+        Graphs are shared, not copied. ``indices`` of the result maps its items to
+        the original dataset's (also for a subset of a subset).
+
+        Parameters
+        ----------
+        indices : 1-D integer tensor, array or list of distinct values in [0, len(self))
+
+        Returns
+        -------
+        TUDataset of ``len(indices)`` graphs with the same classes and features.
+        """
+        index = torch.as_tensor(indices)
+        if index.dim() != 1 or index.numel() == 0 or index.is_floating_point() or index.dtype == torch.bool:
+            raise ValueError(f"indices must be a non-empty 1-D sequence of ints, got {indices!r}")
+        index = index.long()
+        bad = index[(index < 0) | (index >= len(self))]
+        if bad.numel():
+            raise ValueError(f"indices must be in [0, {len(self)}) for {self.name}, got {bad[:8].tolist()}")
+        if index.unique().numel() != index.numel():
+            raise ValueError(f"indices must be distinct, got {index.numel() - index.unique().numel()} repeated")
+        part = copy.copy(self)
+        part.graphs = [self.graphs[i] for i in index.tolist()]
+        part.labels = self.labels[index]
+        part.indices = index if self.indices is None else self.indices[index]
+        return part
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -715,8 +751,9 @@ class TUDataset(Dataset):
         return self.graphs[index], self.labels[index]
 
     def __repr__(self) -> str:
+        graphs = f"{len(self)}" if self.indices is None else f"{len(self)} of {self.num_source_graphs}"
         return (
-            f"TUDataset(name={self.name!r}, graphs={len(self)}, classes={self.num_classes}, "
+            f"TUDataset(name={self.name!r}, graphs={graphs}, classes={self.num_classes}, "
             f"feat_dim={self.feat_dim}, features={self.features!r}, path={str(self.path)!r})"
         )
 

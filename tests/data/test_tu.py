@@ -620,3 +620,25 @@ def test_a_wrong_dataset_name_lists_the_datasets_found(tmp_path):
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(FileNotFoundError, match=r"'GAMMA' not found.*datasets found there: ALPHA, BETA\)"):
         TUDataset("GAMMA", root=tmp_path)
+
+
+def test_subset_shares_graphs_and_maps_indices() -> None:
+    dataset = TUDataset("MUTAG", default_data_dir() / "tu")
+    part = dataset.subset([5, 0, 7])
+    assert len(part) == 3 and part.graphs[0] is dataset.graphs[5]
+    assert torch.equal(part.labels, dataset.labels[[5, 0, 7]])
+    assert part.indices.tolist() == [5, 0, 7] and part.feat_dim == dataset.feat_dim
+    assert "graphs=3 of 188" in repr(part) and dataset.indices is None
+    inner = part.subset(torch.tensor([2, 1]))
+    assert inner.indices.tolist() == [7, 0] and inner[0][0] is dataset.graphs[7]
+
+
+@pytest.mark.parametrize(
+    ("indices", "pattern"),
+    [([], "non-empty 1-D"), ([[0, 1]], "non-empty 1-D"), ([0.5], "non-empty 1-D"), ([0, 188], r"\[0, 188\).*\[188\]"),
+     ([-1], r"got \[-1\]"), ([3, 3], "distinct")],
+)
+def test_subset_rejects_bad_indices(indices: list, pattern: str) -> None:
+    dataset = TUDataset("MUTAG", default_data_dir() / "tu")
+    with pytest.raises(ValueError, match=pattern):
+        dataset.subset(indices)
