@@ -34,7 +34,14 @@ from dglbs.cli import UsageError, configure_logging, data_dir_argument, extra_im
 from dglbs.data.tu import collate
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
-from dglbs_examples.common import PAPER_SAMPLERS, SAMPLERS, add_common_arguments, group_by_config, run_outputs
+from dglbs_examples.common import (
+    PAPER_SAMPLERS,
+    SAMPLERS,
+    add_common_arguments,
+    group_by_config,
+    paired_differences,
+    run_outputs,
+)
 
 with extra_imports("mol", __name__):
     from sklearn.linear_model import LogisticRegression
@@ -202,7 +209,8 @@ def describe(result: Result) -> str:
 
 
 def summary_table(results: list[Result]) -> str:
-    """Mean ± std over seeds of valid and test ROC-AUC (%) and costs, per loss and sampler."""
+    """Mean ± std over seeds of valid and test ROC-AUC (%) and costs, per loss and sampler,
+    then each sampler's paired difference to uniform over the same seeds."""
     lines = [f"{'loss':8s} {'sampler':13s} {'valid ROC-AUC':>15s} {'test ROC-AUC':>15s} {'seeds':>5s} "
              f"{'train s':>8s} {'Cost_S ms':>9s} {'Cost_G s':>8s} {'sampler %':>9s}"]
     for (loss, sampler), group in group_by_config(results, ("loss", "sampler")).items():
@@ -217,6 +225,9 @@ def summary_table(results: list[Result]) -> str:
             f"{len(group):5d} {mean('train_seconds'):8.1f} {1e3 * mean('cost_s'):9.2f} "
             f"{mean('cost_g'):8.2f} {100 * mean('sampler_share'):9.2f}"
         )
+    for split in ("valid", "test"):
+        lines += [f"{split} ROC-AUC: {line}" for line in paired_differences(
+            results, lambda result: 100 * getattr(result, f"{split}_rocauc"), ("loss", "sampler"))]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dglbs.data.molhiv import MolHIVDataset
-from dglbs_examples.graph_molhiv import Config, load_dataset, main, probe_rocauc, run
+from dglbs_examples.graph_molhiv import Config, Result, load_dataset, main, probe_rocauc, run, summary_table
 
 # The CSV prefix holds molecules that current RDKit rejects (reported in a warning).
 pytestmark = pytest.mark.filterwarnings("ignore:.*cannot parse:UserWarning")
@@ -102,3 +102,17 @@ def test_main_prints_scores_and_costs(cache_dir: str, capsys: pytest.CaptureFixt
     assert "batchsampler seed 0: ROC-AUC valid" in out and "(probe C 0.1)" in out
     assert "Cost_G" in out and "x 2," in out  # the build before training, then after step 8 of 16
     assert out.rstrip().splitlines()[-1].startswith("infonce  batchsampler")
+
+
+def test_summary_table_pairs_each_sampler_with_uniform_over_seeds() -> None:
+    def result(sampler: str, seed: int, valid: float, test: float) -> Result:
+        return Result(Config(sampler=sampler, seed=seed), valid, test, 0.1, 1.0, 0.01, 0.0,
+                      cost_g=math.nan, cost_s=1e-4, cost_t=0.1, refreshes=0, history=[])
+
+    results = [result("uniform", 0, 0.70, 0.60), result("uniform", 1, 0.72, 0.64),
+               result("batchsampler", 0, 0.71, 0.62), result("batchsampler", 1, 0.74, 0.65)]
+    lines = summary_table(results).splitlines()
+    valid = next(line for line in lines if line.startswith("valid ROC-AUC: infonce batchsampler - uniform"))
+    test = next(line for line in lines if line.startswith("test ROC-AUC: infonce batchsampler - uniform"))
+    assert "+1.50 ± 0.71 over 2 paired seeds" in valid
+    assert "+1.50 ± 0.71 over 2 paired seeds" in test
