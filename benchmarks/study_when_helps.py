@@ -113,6 +113,12 @@ def paired(rows: dict[int, float], reference: dict[int, float]) -> tuple[float, 
     return statistics.fmean(differences), spread, float(p), len(seeds)
 
 
+def paired_cell(difference: tuple[float, float, float, int]) -> str:
+    """A table cell for :func:`paired`'s (mean, std, p, seeds)."""
+    mean, std, p, n = difference
+    return f"{mean:+6.2f} ± {std:4.2f} (p {p:4.2f}, n={n})"
+
+
 def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
     by_setting: dict[str, dict[int, dict]] = {}
     for record in records:
@@ -135,9 +141,7 @@ def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
     lines = [f"{'setting':14s} {'N/B':>5s} {'FN rate':>8s} {'uniform':>8s} {'test: BS - uniform':>28s} "
              f"{'validation: BS - uniform':>28s}"]
     for row in rows:
-        cells = []
-        for mean, std, p, n in (row["test"], row["validation"]):
-            cells.append(f"{mean:+6.2f} ± {std:4.2f} (p {p:4.2f}, n={n})")
+        cells = [paired_cell(row["test"]), paired_cell(row["validation"])]
         lines.append(f"{row['setting']:14s} {row['n_over_b']:5.1f} {row['fn_rate']:8.3f} {row['fn_rate_uniform']:8.3f} "
                      f"{cells[0]:>28s} {cells[1]:>28s}")
     if rows:
@@ -199,7 +203,7 @@ def size_table(rows: list[dict]) -> str:
     lines = [f"{'N':>6s} {'setting':14s} {'N/B':>6s} {'FN rate':>8s} {'uniform':>8s} {'test: BS - uniform':>28s} "
              f"{'validation: BS - uniform':>28s}"]
     for row in rows:
-        cells = [f"{mean:+6.2f} ± {std:4.2f} (p {p:4.2f}, n={n})" for mean, std, p, n in (row["test"], row["validation"])]
+        cells = [paired_cell(row["test"]), paired_cell(row["validation"])]
         lines.append(f"{row['size']:6d} {row['setting']:14s} {row['n_over_b']:6.1f} {row['fn_rate']:8.3f} "
                      f"{row['fn_rate_uniform']:8.3f} {cells[0]:>28s} {cells[1]:>28s}")
     return "\n".join(lines)
