@@ -1,34 +1,61 @@
-"""Paired differences to uniform from the per-seed lines of graph example logs.
+"""Per-configuration scores and paired differences to uniform from the per-seed lines of graph example logs.
 
-``examples/graph_tu.py`` prints them itself at the end of a run; this recomputes them
-from logs (e.g. those of runs made before it did, or runs split over several logs):
-per dataset, method, loss and sampler, the accuracy minus uniform's over the seeds
-both ran, mean ± sample std and the paired t-test's two-sided p.
+``examples/graph_tu.py`` and ``examples/graph_molhiv.py`` print them at the end of a
+run; this recomputes them from logs (e.g. those of runs made before they did, or runs
+split over several logs): per dataset, method, loss and sampler, the score's mean ±
+population std over seeds, then the score minus uniform's over the seeds both ran,
+mean ± sample std and the paired t-test's two-sided p. Scores: the SVM accuracy of
+``graph_tu.py`` lines, the valid and test ROC-AUC of ``graph_molhiv.py`` lines.
 
     python benchmarks/paired_from_logs.py benchmarks/results/graph_tu_dcl_hcl_5seeds.txt
+    python benchmarks/paired_from_logs.py benchmarks/results/graph_molhiv_{3seeds,seeds34}.txt
 """
 from __future__ import annotations
 
 import re
+import statistics
 import sys
 from types import SimpleNamespace
 
-from dglbs_examples.common import paired_differences
+from dglbs_examples.common import group_by_config, paired_differences
 
-RUN = re.compile(r"(\S+) (\S+) (\S+) (\S+) seed (\d+): accuracy ([\d.]+)")
+TU_RUN = re.compile(r"(\S+) (\S+) (\S+) (\S+) seed (\d+): accuracy ([\d.]+)")
+MOLHIV_RUN = re.compile(r"(\S+) (\S+) seed (\d+): ROC-AUC valid ([\d.]+) test ([\d.]+)")
+
+
+def read_runs(paths: list[str]) -> list[SimpleNamespace]:
+    """One namespace per run line: ``config`` (dataset, method, loss, sampler, seed) and
+    ``scores`` (name -> value in %)."""
+    runs = []
+    for path in paths:
+        with open(path) as file:
+            for line in file:
+                if match := TU_RUN.match(line):
+                    dataset, method, loss, sampler, seed, accuracy = match.groups()
+                    scores = {"accuracy": float(accuracy)}
+                elif match := MOLHIV_RUN.match(line):
+                    dataset, method = "ogbg-molhiv", "graphcl"
+                    loss, sampler, seed, valid, test = match.groups()
+                    scores = {"valid ROC-AUC": float(valid), "test ROC-AUC": float(test)}
+                else:
+                    continue
+                config = SimpleNamespace(dataset=dataset, method=method, loss=loss, sampler=sampler, seed=int(seed))
+                runs.append(SimpleNamespace(config=config, scores=scores))
+    return runs
 
 
 def main() -> None:
-    runs = []
-    for path in sys.argv[1:]:
-        with open(path) as file:
-            for line in file:
-                match = RUN.match(line)
-                if match:
-                    dataset, method, loss, sampler, seed, accuracy = match.groups()
-                    config = SimpleNamespace(dataset=dataset, method=method, loss=loss, sampler=sampler, seed=int(seed))
-                    runs.append(SimpleNamespace(config=config, accuracy=float(accuracy)))
-    print("\n".join(paired_differences(runs, lambda run: run.accuracy)))
+    runs = read_runs(sys.argv[1:])
+    names = list(dict.fromkeys(name for run in runs for name in run.scores))
+    for name in names:
+        scored = [run for run in runs if name in run.scores]
+        print(f"{name}:")
+        for key, group in group_by_config(scored).items():
+            values = [run.scores[name] for run in group]
+            print(f"  {' '.join(key)}: {statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f} "
+                  f"over {len(values)} seeds")
+        for line in paired_differences(scored, lambda run, name=name: run.scores[name]):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

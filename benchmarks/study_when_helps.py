@@ -39,6 +39,7 @@ import torch
 from scipy.stats import ttest_rel
 
 from dglbs_examples import graph_tu
+from dglbs_examples.common import format_p
 
 SETTINGS: dict[str, dict] = {
     "paper default": {},
@@ -116,7 +117,7 @@ def paired(rows: dict[int, float], reference: dict[int, float]) -> tuple[float, 
 def paired_cell(difference: tuple[float, float, float, int]) -> str:
     """A table cell for :func:`paired`'s (mean, std, p, seeds)."""
     mean, std, p, n = difference
-    return f"{mean:+6.2f} ± {std:4.2f} (p {p:4.2f}, n={n})"
+    return f"{mean:+6.2f} ± {std:4.2f} (p {format_p(p)}, n={n})"
 
 
 def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
@@ -148,7 +149,7 @@ def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
         chosen = max(rows, key=lambda row: row["validation"][0])
         mean, std, p, n = chosen["test"]
         lines.append(f"chosen on validation: {chosen['setting']} (validation {chosen['validation'][0]:+.2f}); "
-                     f"its test difference {mean:+.2f} ± {std:.2f} (p {p:.2f}, {n} paired seeds)")
+                     f"its test difference {mean:+.2f} ± {std:.2f} (p {format_p(p)}, {n} paired seeds)")
     return "\n".join(lines), rows
 
 

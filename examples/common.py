@@ -84,6 +84,11 @@ def mean_and_spread(mean: float, std: float, runs: int) -> str:
     return f"{mean:9.2f} ± {std:4.2f}" if runs > 1 else f"{mean:9.2f}  1 run"
 
 
+def format_p(p: float) -> str:
+    """A p-value with two decimals, or one significant digit below 0.01 (never "0.00")."""
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.1g}"
+
+
 def paired_differences(
     results: Iterable[Any], score: Callable[[Any], float], fields: Sequence[str] = CONFIG_FIELDS,
     baseline: str = "uniform",
@@ -111,7 +116,7 @@ def paired_differences(
         differences = [mine - theirs for mine, theirs in pairs]
         mean = statistics.fmean(differences)
         std = statistics.stdev(differences) if len(differences) > 1 else 0.0
-        p = f"p {ttest_rel(*zip(*pairs)).pvalue:.2f}" if len(pairs) > 1 and std > 1e-9 else "p -"
+        p = f"p {format_p(ttest_rel(*zip(*pairs)).pvalue)}" if len(pairs) > 1 and std > 1e-9 else "p -"
         lines.append(f"{' '.join(str(part) for part in key)} - {baseline}: {mean:+.2f} ± {std:.2f} "
                      f"over {len(pairs)} paired seed{'s' if len(pairs) > 1 else ''} ({p})")
     return lines

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from scipy.stats import ttest_rel
 
-from dglbs_examples.common import paired_differences
+from dglbs_examples.common import format_p, paired_differences
 
 
 def run(sampler: str, seed: int, accuracy: float, dataset: str = "X") -> SimpleNamespace:
@@ -37,3 +37,8 @@ def test_paired_differences_per_configuration_and_one_seed():
 @pytest.mark.parametrize("results", [[], [run("uniform", 0, 0.5)]])
 def test_paired_differences_without_pairs(results):
     assert paired_differences(results, percent) == []
+
+
+@pytest.mark.parametrize(("p", "text"), [(0.4567, "0.46"), (0.01, "0.01"), (0.0041, "0.004"), (3.2e-05, "3e-05")])
+def test_format_p_never_prints_zero(p, text):
+    assert format_p(p) == text
