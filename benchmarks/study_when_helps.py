@@ -120,6 +120,19 @@ def paired_cell(difference: tuple[float, float, float, int]) -> str:
     return f"{mean:+6.2f} ± {std:4.2f} (p {format_p(p)}, n={n})"
 
 
+def table_lines(rows: list[dict], sizes: bool = False) -> list[str]:
+    """Header and one line per row of :func:`report` (with each row's ``size`` first if ``sizes``)."""
+    first = f"{'N':>6s} " if sizes else ""
+    lines = [f"{first}{'setting':14s} {'N/B':>6s} {'FN rate':>8s} {'uniform':>8s} {'test: BS - uniform':>28s} "
+             f"{'validation: BS - uniform':>28s}"]
+    for row in rows:
+        first = f"{row['size']:6d} " if sizes else ""
+        lines.append(f"{first}{row['setting']:14s} {row['n_over_b']:6.1f} {row['fn_rate']:8.3f} "
+                     f"{row['fn_rate_uniform']:8.3f} {paired_cell(row['test']):>28s} "
+                     f"{paired_cell(row['validation']):>28s}")
+    return lines
+
+
 def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
     by_setting: dict[str, dict[int, dict]] = {}
     for record in records:
@@ -139,12 +152,7 @@ def report(records: list[dict], num_instances: int) -> tuple[str, list[dict]]:
             "fn_rate": statistics.fmean(r["false_negative_rate"] for r in mine.values()),
             "fn_rate_uniform": statistics.fmean(r["false_negative_rate"] for r in theirs.values()),
         })
-    lines = [f"{'setting':14s} {'N/B':>5s} {'FN rate':>8s} {'uniform':>8s} {'test: BS - uniform':>28s} "
-             f"{'validation: BS - uniform':>28s}"]
-    for row in rows:
-        cells = [paired_cell(row["test"]), paired_cell(row["validation"])]
-        lines.append(f"{row['setting']:14s} {row['n_over_b']:5.1f} {row['fn_rate']:8.3f} {row['fn_rate_uniform']:8.3f} "
-                     f"{cells[0]:>28s} {cells[1]:>28s}")
+    lines = table_lines(rows)
     if rows:
         chosen = max(rows, key=lambda row: row["validation"][0])
         mean, std, p, n = chosen["test"]
@@ -200,14 +208,6 @@ def by_size(records: list[dict], base: str, full_size: int) -> list[dict]:
     return sorted(rows, key=lambda row: row["n_over_b"])
 
 
-def size_table(rows: list[dict]) -> str:
-    lines = [f"{'N':>6s} {'setting':14s} {'N/B':>6s} {'FN rate':>8s} {'uniform':>8s} {'test: BS - uniform':>28s} "
-             f"{'validation: BS - uniform':>28s}"]
-    for row in rows:
-        cells = [paired_cell(row["test"]), paired_cell(row["validation"])]
-        lines.append(f"{row['size']:6d} {row['setting']:14s} {row['n_over_b']:6.1f} {row['fn_rate']:8.3f} "
-                     f"{row['fn_rate_uniform']:8.3f} {cells[0]:>28s} {cells[1]:>28s}")
-    return "\n".join(lines)
 
 
 def plot_by_size(rows: list[dict], dataset: str, path: Path) -> None:
@@ -274,7 +274,8 @@ def main() -> None:
         plot(rows, args.dataset, args.runs.with_suffix(".png"))
     size_rows = by_size(every_record, args.dataset, dataset.num_source_graphs)
     if len({row["size"] for row in size_rows}) > 1:
-        print(f"\n{args.dataset}, every size studied: batch-size rows against N / B\n{size_table(size_rows)}")
+        table = "\n".join(table_lines(size_rows, sizes=True))
+        print(f"\n{args.dataset}, every size studied: batch-size rows against N / B\n{table}")
         plot_by_size(size_rows, args.dataset, args.runs.with_name(args.runs.stem + "_by_size.png"))
 
 
