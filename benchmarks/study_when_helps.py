@@ -36,10 +36,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from scipy.stats import ttest_rel
 
 from dglbs_examples import graph_tu
-from dglbs_examples.common import format_p
+from dglbs_examples.common import format_p, paired_statistics
 
 SETTINGS: dict[str, dict] = {
     "paper default": {},
@@ -105,13 +104,7 @@ def false_negative_rate(history: list[dict]) -> float:
 def paired(rows: dict[int, float], reference: dict[int, float]) -> tuple[float, float, float, int]:
     """Mean and sample std of ``rows - reference`` over shared seeds, paired t-test p."""
     seeds = sorted(set(rows) & set(reference))
-    differences = [rows[seed] - reference[seed] for seed in seeds]
-    if len(seeds) < 2:
-        return (differences[0] if differences else float("nan")), float("nan"), float("nan"), len(seeds)
-    spread = statistics.stdev(differences)
-    # Identical differences (up to rounding) leave the t statistic undefined: no p-value rather than p = 0.
-    p = ttest_rel([rows[s] for s in seeds], [reference[s] for s in seeds]).pvalue if spread > 1e-9 else float("nan")
-    return statistics.fmean(differences), spread, float(p), len(seeds)
+    return *paired_statistics([(rows[seed], reference[seed]) for seed in seeds]), len(seeds)
 
 
 def paired_cell(difference: tuple[float, float, float, int]) -> str:
@@ -205,7 +198,7 @@ def by_size(records: list[dict], base: str, full_size: int) -> list[dict]:
         _, key_rows = report([record for record in records if record["dataset"] == key], size)
         rows += [row | {"size": size} for row in key_rows
                  if row["setting"] == "paper default" or row["setting"].startswith("B = ")]
-    return sorted(rows, key=lambda row: row["n_over_b"])
+    return sorted(rows, key=lambda row: (row["n_over_b"], row["size"]))
 
 
 

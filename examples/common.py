@@ -3,6 +3,7 @@ for data and outputs, and its tables over seeds."""
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -89,6 +90,21 @@ def format_p(p: float) -> str:
     return f"{p:.2f}" if p >= 0.01 else f"{p:.1g}"
 
 
+def paired_statistics(pairs: Sequence[tuple[float, float]]) -> tuple[float, float, float]:
+    """Mean and sample std of ``mine - theirs`` over ``pairs`` of (mine, theirs) scores,
+    and the paired t-test's two-sided p. Below 2 pairs the std and p are NaN (the mean
+    too without pairs); identical differences (up to rounding) leave the t statistic
+    undefined, so p is NaN rather than 0."""
+    from scipy.stats import ttest_rel  # imported here: only the tables need scipy
+
+    differences = [mine - theirs for mine, theirs in pairs]
+    if len(differences) < 2:
+        return (differences[0] if differences else math.nan), math.nan, math.nan
+    spread = statistics.stdev(differences)
+    p = float(ttest_rel(*zip(*pairs)).pvalue) if spread > 1e-9 else math.nan
+    return statistics.fmean(differences), spread, p
+
+
 def paired_differences(
     results: Iterable[Any], score: Callable[[Any], float], fields: Sequence[str] = CONFIG_FIELDS,
     baseline: str = "uniform",
@@ -100,8 +116,6 @@ def paired_differences(
     ``fields`` name the configuration, ``"sampler"`` among them; ``score(result)`` is
     a run's score in the table's units.
     """
-    from scipy.stats import ttest_rel  # imported here: only the tables need scipy
-
     groups = group_by_config(results, fields)
     where = list(fields).index("sampler")
     lines = []
@@ -113,10 +127,9 @@ def paired_differences(
         pairs = [(score(result), base[result.config.seed]) for result in group if result.config.seed in base]
         if not pairs:
             continue
-        differences = [mine - theirs for mine, theirs in pairs]
-        mean = statistics.fmean(differences)
-        std = statistics.stdev(differences) if len(differences) > 1 else 0.0
-        p = f"p {format_p(ttest_rel(*zip(*pairs)).pvalue)}" if len(pairs) > 1 and std > 1e-9 else "p -"
+        mean, std, p = paired_statistics(pairs)
+        # One pair has no spread to show: "± 0.00 (p -)".
+        std, p = (0.0, "p -") if math.isnan(std) else (std, "p -" if math.isnan(p) else f"p {format_p(p)}")
         lines.append(f"{' '.join(str(part) for part in key)} - {baseline}: {mean:+.2f} ± {std:.2f} "
                      f"over {len(pairs)} paired seed{'s' if len(pairs) > 1 else ''} ({p})")
     return lines
