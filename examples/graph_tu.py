@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from dglbs.cli import configure_logging, data_dir_argument, extra_imports, run_main
+from dglbs.cli import UsageError, configure_logging, data_dir_argument, extra_imports, run_main
 from dglbs.data.tu import TUDataset, collate
 from dglbs.distributed import init_from_torchrun_env, world_size_and_rank
 from dglbs.losses import make_loss
@@ -73,6 +73,9 @@ class Config:
     alpha_start: float = 0.2
     alpha_end: float = 0.05
     refresh: str = "bank"
+    diffusion_topk: int | None = None
+    """MVGRL only: keep the ``topk`` largest diffusion entries per node (None: every
+    entry of at least 1e-4). Bounds the second view on graphs of thousands of nodes."""
     augmentations: tuple[str, ...] = ("drop_nodes", "subgraph")
     data_dir: str | None = None
     """The data folder holding ``tu/`` (default: :func:`dglbs.data.paths.default_data_dir`)."""
@@ -115,12 +118,27 @@ def load_dataset(config: Config) -> TUDataset:
     return TUDataset(config.dataset, None if config.data_dir is None else Path(config.data_dir) / "tu")
 
 
-def train(config: Config, dataset: TUDataset | None = None) -> tuple[Trainer, list[dict], float]:
+def make_training_set(config: Config, dataset: TUDataset) -> TUDataset | WithDiffusion:
+    """What ``config.method`` trains on: the graphs, or for MVGRL the graphs with their
+    diffusion views (computed here, once; pass the result to :func:`run` to reuse it)."""
+    if config.method == "mvgrl":
+        return WithDiffusion(dataset, topk=config.diffusion_topk)
+    return dataset
+
+
+def train(
+    config: Config, dataset: TUDataset | None = None, training_set: TUDataset | WithDiffusion | None = None
+) -> tuple[Trainer, list[dict], float]:
     """Train one configuration: the trainer, its per-epoch stats and the seconds
-    training took (what :mod:`benchmarks.bench_cost` times)."""
+    training took (what :mod:`benchmarks.bench_cost` times). ``training_set`` is
+    :func:`make_training_set`'s result for ``dataset`` (made here when None)."""
     init_from_torchrun_env(torch.device("cpu"))
     dataset = dataset if dataset is not None else load_dataset(config)
-    training_set = WithDiffusion(dataset) if config.method == "mvgrl" else dataset
+    if training_set is None:
+        training_set = make_training_set(config, dataset)
+    elif len(training_set) != len(dataset):
+        raise ValueError(f"training_set has {len(training_set)} items for a dataset of {len(dataset)} graphs; "
+                         f"pass make_training_set(config, dataset)")
     method = make_method(config, dataset.feat_dim)
     # GraphCL contrasts each graph's view with the other view's graphs only.
     loss = make_loss(config.loss, temperature=config.temperature, intra_view=False)
@@ -134,13 +152,15 @@ def train(config: Config, dataset: TUDataset | None = None) -> tuple[Trainer, li
     return trainer, history, time.perf_counter() - start
 
 
-def run(config: Config, dataset: TUDataset | None = None) -> Result | None:
+def run(
+    config: Config, dataset: TUDataset | None = None, training_set: TUDataset | WithDiffusion | None = None
+) -> Result | None:
     """Train one configuration and score its embeddings with the SVM.
 
-    Under ``torchrun`` every process trains and rank 0 alone scores: the other
-    processes return None."""
+    ``training_set`` as in :func:`train`. Under ``torchrun`` every process trains and
+    rank 0 alone scores: the other processes return None."""
     dataset = dataset if dataset is not None else load_dataset(config)
-    trainer, history, train_seconds = train(config, dataset)
+    trainer, history, train_seconds = train(config, dataset, training_set)
     if trainer.rank != 0:
         return None
     embeddings = trainer.encode().cpu()
@@ -175,8 +195,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("lr", "temperature", "alpha_start", "alpha_end"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--refresh", choices=("encode", "bank"), default=defaults.refresh)
+    parser.add_argument("--diffusion-topk", type=int, default=defaults.diffusion_topk,
+                        help="MVGRL: keep the K largest diffusion entries per node (default: all of at least 1e-4)")
     add_common_arguments(parser)
     args = vars(parser.parse_args(argv))
+    if args["diffusion_topk"] is not None and (args["method"] != "mvgrl" or args["diffusion_topk"] < 1):
+        raise UsageError(f"--diffusion-topk {args['diffusion_topk']} needs --method mvgrl and a value of at least 1 "
+                         f"(got --method {args['method']})")
     init_from_torchrun_env(torch.device("cpu"))
     _, rank = world_size_and_rank()
     # Under torchrun, rank 0 alone reports; the others log only warnings.
@@ -192,11 +217,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         dataset = load_dataset(Config(**options | {"dataset": name}))
         if rank == 0:
             print(dataset, flush=True)
+        # MVGRL's diffusion views are computed once per dataset, not per run.
+        start = time.perf_counter()
+        training_set = make_training_set(Config(**options | {"dataset": name}), dataset)
+        if training_set is not dataset and rank == 0:
+            print(f"diffusion views: {time.perf_counter() - start:.1f} s", flush=True)
         for loss in args["loss"]:
             for sampler in args["sampler"]:
                 for seed in args["seeds"]:
                     config = Config(**options | {"dataset": name, "sampler": sampler, "loss": loss, "seed": seed})
-                    result = run(config, dataset)
+                    result = run(config, dataset, training_set)
                     if result is None:  # not rank 0
                         continue
                     results.append(result)

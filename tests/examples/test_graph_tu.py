@@ -1,5 +1,6 @@
 """examples/graph_tu.py end to end on MUTAG, with tiny budgets."""
 import math
+from dataclasses import replace
 import re
 import sys
 from pathlib import Path
@@ -82,3 +83,43 @@ def test_two_processes_train_and_rank_0_alone_scores_and_prints(tmp_path):
     assert "dataset      method" in rank0 and rank0.count(" epoch 0: loss ") == 2
     # The other process trained (it took part in every step) but printed and logged nothing.
     assert rank1.strip() == ""
+
+
+def test_mvgrl_diffusion_views_are_computed_once_per_dataset(monkeypatch, capsys):
+    from dglbs_examples import graph_tu
+
+    made = []
+    real = graph_tu.WithDiffusion
+
+    def counting(dataset, **kwargs):
+        made.append(kwargs)
+        return real(dataset, **kwargs)
+
+    monkeypatch.setattr(graph_tu, "WithDiffusion", counting)
+    graph_tu.main(["--dataset", "MUTAG", "--method", "mvgrl", "--sampler", "uniform", "batchsampler", "--seeds", "0",
+                   "1", "--epochs", "1", "--svm-folds", "3", "--hidden-dim", "8", "--num-layers", "1",
+                   "--diffusion-topk", "4", "--no-progress"])
+    assert made == [{"topk": 4}]  # four runs, one diffusion
+    out = capsys.readouterr().out
+    assert "diffusion views:" in out and len(re.findall(r"MUTAG mvgrl infonce \w+ seed \d: accuracy", out)) == 4
+
+
+def test_diffusion_topk_bounds_the_second_view(mutag):
+    from dglbs_examples.graph_tu import make_training_set
+
+    config = Config(method="mvgrl", diffusion_topk=3)
+    views = make_training_set(config, mutag)[0][0]
+    assert views.num_edges("ppr") == 3 * views.num_nodes() < make_training_set(Config(method="mvgrl"), mutag)[0][
+        0].num_edges("ppr")
+    assert make_training_set(Config(), mutag) is mutag
+    with pytest.raises(ValueError, match="training_set has 1 items"):
+        run(replace(config, epochs=1), mutag, training_set=[mutag[0]])
+
+
+@pytest.mark.parametrize("arguments", [["--diffusion-topk", "8"], ["--method", "mvgrl", "--diffusion-topk", "0"]])
+def test_bad_diffusion_topk_fails_naming_the_flag(arguments):
+    from dglbs.cli import UsageError
+    from dglbs_examples.graph_tu import main
+
+    with pytest.raises(UsageError, match="--diffusion-topk"):
+        main(["--dataset", "MUTAG", *arguments])
