@@ -12,9 +12,10 @@ mean ± sample std and the paired t-test's two-sided p. Scores: the SVM accuracy
 """
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
-import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 from dglbs_examples.common import group_by_config, paired_differences
@@ -45,7 +46,16 @@ def read_runs(paths: list[str]) -> list[SimpleNamespace]:
 
 
 def main() -> None:
-    runs = read_runs(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("logs", nargs="+", help="logs of graph_tu.py or graph_molhiv.py runs")
+    paths = parser.parse_args().logs
+    missing = [path for path in paths if not Path(path).is_file()]
+    if missing:
+        parser.error(f"no such log: {', '.join(missing)}")
+    runs = read_runs(paths)
+    if not runs:
+        parser.error(f"no per-seed run lines in {', '.join(paths)}; pass logs of examples/graph_tu.py or "
+                     f"examples/graph_molhiv.py")
     names = list(dict.fromkeys(name for run in runs for name in run.scores))
     for name in names:
         scored = [run for run in runs if name in run.scores]
