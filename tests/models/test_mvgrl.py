@@ -52,7 +52,7 @@ def test_gradients_reach_both_encoders_and_both_heads():
 
 def test_precomputed_views_give_the_same_outputs():
     items = dataset([8, 1, 15, 3, 30], seed=1)
-    precomputed = WithDiffusion(items, chunk_size=2)
+    precomputed = WithDiffusion(items, chunk_nodes=20)  # chunks of 8 + 1, 15 + 3, 30 alone
     method = model()
     on_the_fly, stored = collate(items), collate([precomputed[i] for i in range(len(precomputed))])
     for a, b in zip(method(on_the_fly), method(stored)):
@@ -68,6 +68,7 @@ def test_with_diffusion_items():
     for (g, label), (views, wrapped_label) in zip(items, wrapped):
         assert sorted(views.etypes) == sorted(VIEW_TYPES)
         assert torch.equal(views.ndata["feat"], g.ndata["feat"]) and wrapped_label == label
+        assert views.ndata["feat"].data_ptr() == g.ndata["feat"].data_ptr()  # a reference, not a copy
         assert int(views["ppr"].in_degrees().max()) <= 2
         assert views["adj"].num_edges() >= g.num_nodes()  # at least the self loops
 
@@ -143,3 +144,11 @@ def test_rejects_unknown_batches():
         method((other, torch.tensor([0])))
     with pytest.raises(TypeError, match="DGLGraph"):
         method((torch.zeros(2, FEAT), torch.tensor([0])))
+
+
+def test_with_diffusion_rejects_bad_settings_before_computing():
+    items = dataset([4, 1], seed=2)
+    with pytest.raises(ValueError, match="chunk_nodes must be a positive int, got 0"):
+        WithDiffusion(items, chunk_nodes=0)
+    with pytest.raises(ValueError, match="topk must be a positive int or None, got 0"):
+        WithDiffusion(items, topk=0)
