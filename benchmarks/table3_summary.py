@@ -67,7 +67,7 @@ LOGS = {
     "graph_tu_reddit_dcl_3seeds_10epochs.txt": "10 epochs",
     "graph_tu_reddit_hcl_3seeds_10epochs.txt": "10 epochs",
     "graph_tu_mvgrl_5seeds.txt": "",
-    "graph_tu_reddit_mvgrl_topk64_5seeds.txt": "diffusion top-64",
+    "graph_tu_reddit_mvgrl_topk64_5seeds.txt": "diffusion top-64; most kNN and BatchSampler trainings collapsed",
 }
 
 
