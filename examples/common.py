@@ -33,8 +33,10 @@ def build_sampler(
     num_candidates: int,
     num_neighbors: int,
     restart_prob: float | Schedule,
+    uniform_epochs: int = 0,
 ) -> ContrastiveBatchSampler:
-    """One of ``SAMPLERS``; M and K are capped for datasets smaller than them."""
+    """One of ``SAMPLERS``; M and K are capped for datasets smaller than them.
+    ``uniform_epochs``: uniform warm-up epochs of the kNN and walk samplers."""
     if name not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
     # A last batch of one instance has no negatives: drop it then.
@@ -44,6 +46,7 @@ def build_sampler(
         return UniformBatchSampler(num_instances, batch_size, **common)
     kind, _, policy = name.partition("-")
     common["epoch_policy"] = "cover" if policy == "cover" else "independent"
+    common["uniform_epochs"] = uniform_epochs
     if kind == "knn":
         return KNNBatchSampler(num_instances, batch_size, refresh_every=refresh_every, **common)
     if kind == "batchsampler":
@@ -63,6 +66,7 @@ def make_sampler(config: Any, num_instances: int) -> ContrastiveBatchSampler:
         config.sampler, num_instances, config.batch_size, seed=config.seed,
         refresh_every=config.refresh_every, num_candidates=config.num_candidates,
         num_neighbors=config.num_neighbors, restart_prob=LinearSchedule(config.alpha_start, config.alpha_end),
+        uniform_epochs=config.uniform_epochs,
     )
 
 
@@ -153,6 +157,21 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                                               "METRICS_DIR/<run>.jsonl (JSON Lines)")
     parser.add_argument("--tensorboard-dir", help="log each run to TensorBoard in TENSORBOARD_DIR/<run> "
                                                   "(needs the tensorboard extra)")
+
+
+def check_uniform_epochs(args: dict[str, Any]) -> None:
+    """``--uniform-epochs`` must leave at least one epoch of kNN / walk batches.
+
+    Raises
+    ------
+    UsageError
+        Naming the value, when it is negative or not below ``--epochs``.
+    """
+    if not 0 <= args["uniform_epochs"] < args["epochs"]:
+        raise UsageError(
+            f"--uniform-epochs {args['uniform_epochs']} must be at least 0 and below --epochs {args['epochs']} "
+            "(with as many uniform epochs as epochs, run --sampler uniform instead)"
+        )
 
 
 def run_outputs(config: Any, fields: Sequence[str] = CONFIG_FIELDS) -> dict[str, Path | None]:

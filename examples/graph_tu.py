@@ -38,8 +38,8 @@ from dglbs.distributed import init_from_torchrun_env, world_size_and_rank
 from dglbs.losses import make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
-    COST_HEADER, PAPER_SAMPLERS, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler,
-    mean_and_spread, paired_differences, run_outputs, tu_folder,
+    COST_HEADER, PAPER_SAMPLERS, SAMPLERS, add_common_arguments, check_uniform_epochs, cost_columns, group_by_config,
+    make_sampler, mean_and_spread, paired_differences, run_outputs, tu_folder,
 )
 from dglbs_models.gin import GIN
 from dglbs_models.graphcl import GraphCL
@@ -72,6 +72,9 @@ class Config:
     refresh_every: int = 25
     alpha_start: float = 0.2
     alpha_end: float = 0.05
+    uniform_epochs: int = 0
+    """Uniform warm-up epochs before the kNN / walk batches (the paper's public code:
+    ``random_epochs``); their steps count towards ``epochs``."""
     refresh: str = "bank"
     diffusion_topk: int | None = None
     """MVGRL only: keep the ``topk`` largest diffusion entries per node (None: every
@@ -190,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--loss", nargs="+", choices=("infonce", "dcl", "hcl"), default=[defaults.loss])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     for name in ("epochs", "batch_size", "hidden_dim", "num_layers", "num_candidates", "num_neighbors",
-                 "refresh_every", "svm_folds"):
+                 "refresh_every", "uniform_epochs", "svm_folds"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "temperature", "alpha_start", "alpha_end"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
@@ -202,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args["diffusion_topk"] is not None and (args["method"] != "mvgrl" or args["diffusion_topk"] < 1):
         raise UsageError(f"--diffusion-topk {args['diffusion_topk']} needs --method mvgrl and a value of at least 1 "
                          f"(got --method {args['method']})")
+    check_uniform_epochs(args)
     init_from_torchrun_env(torch.device("cpu"))
     _, rank = world_size_and_rank()
     # Under torchrun, rank 0 alone reports; the others log only warnings.

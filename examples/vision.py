@@ -42,7 +42,7 @@ from dglbs.evaluation.knn_monitor import KNNMonitor
 from dglbs.losses import LOSSES, make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
-    COST_HEADER, SAMPLERS, add_common_arguments, cost_columns, group_by_config, make_sampler, mean_and_spread,
+    COST_HEADER, SAMPLERS, add_common_arguments, check_uniform_epochs, cost_columns, group_by_config, make_sampler, mean_and_spread,
     paired_differences, run_outputs,
 )
 from dglbs_models.augment_image import mocov3_augmentations, simclr_augmentation
@@ -91,6 +91,8 @@ class Config:
     refresh_every: int = 100
     alpha_start: float = 0.2
     alpha_end: float = 0.05
+    uniform_epochs: int = 0
+    """Uniform warm-up epochs before the kNN / walk batches (the paper's public code: 10)."""
     refresh: str = "encode"
     train_subset: int | None = None
     test_subset: int | None = None
@@ -256,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[defaults.seed])
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default=defaults.arch)
     for name in ("epochs", "batch_size", "width", "image_size", "base_momentum", "num_candidates",
-                 "num_neighbors", "refresh_every", "knn_every", "knn_k", "encode_batch_size"):
+                 "num_neighbors", "refresh_every", "uniform_epochs", "knn_every", "knn_k", "encode_batch_size"):
         kind = float if name == "base_momentum" else int
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name))
     for name in ("train_subset", "test_subset", "proj_dim", "hidden_dim"):
@@ -271,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     add_common_arguments(parser)
     args = vars(parser.parse_args(argv))
+    check_uniform_epochs(args)
     configure_logging(args.pop("log_level"))
     args["data_dir"] = str(data_dir_argument(args["data_dir"]))
     threads = args.pop("threads")

@@ -107,6 +107,24 @@ def test_bank_refresh_skips_encode_passes(monkeypatch):
     assert all(embeddings is trainer.bank.embeddings for embeddings in given)
 
 
+@pytest.mark.parametrize("refresh", ["encode", "bank"])
+def test_uniform_warm_up_epochs_train_on_uniform_batches_and_refresh_after_them(monkeypatch, refresh):
+    sampler = walk_sampler(uniform_epochs=1, seed=3)
+    trainer = make_trainer(sampler, refresh=refresh)
+    refreshed_at, batches = [], []
+    set_embeddings = sampler.set_embeddings
+    monkeypatch.setattr(sampler, "set_embeddings", lambda e: refreshed_at.append(sampler.global_step) or set_embeddings(e))
+    original = trainer.collate
+    monkeypatch.setattr(trainer, "collate", lambda indices: batches.append(indices) or original(indices))
+    history = trainer.fit(3)
+    # No embeddings before the warm-up's 8 steps are trained, then one refresh every 4.
+    assert refreshed_at == [8, 12, 16, 20]
+    assert [stats["refreshes"] for stats in history] == [1, 2, 1]
+    uniform = UniformBatchSampler(N, 16, seed=3)
+    assert batches[:8] == list(uniform), "the warm-up epoch is the uniform sampler's"
+    assert trainer.bank is None if refresh == "encode" else trainer.bank.full
+
+
 def interrupt_after_step(trainer, step, *, epochs):
     """Run ``trainer.fit(epochs)`` and stop it as a Ctrl-C after training step ``step``."""
     original_step = trainer.sampler.step

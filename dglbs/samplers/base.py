@@ -110,6 +110,19 @@ class ContrastiveBatchSampler(Sampler[list[int]]):
         """A CPU generator for this epoch's permutation, seeded from ``(seed, epoch)``."""
         return generator_for(self.seed, self.epoch, EPOCH_STREAM)
 
+    def shuffled_order(self) -> torch.Tensor:
+        """This epoch's permutation of the instances, padded by wrapping around to a
+        multiple of ``num_replicas`` (as ``DistributedSampler`` does), so the last, smaller
+        global batch still splits evenly: LongTensor of shape (N + padding,)."""
+        order = torch.randperm(self.num_instances, generator=self.epoch_generator())
+        return torch.cat([order, order[: -self.num_instances % self.num_replicas]])
+
+    def slice_of(self, order: torch.Tensor, position: int) -> torch.Tensor:
+        """Global batch ``position`` when batches are consecutive slices of ``order``
+        (a :meth:`shuffled_order`)."""
+        start = position * self.global_batch_size
+        return order[start : start + self.global_batch_size]
+
     def __iter__(self) -> Iterator[list[int]]:
         self.position, self._resume_at = self._resume_at, 0
         self._start_epoch()

@@ -65,6 +65,14 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         Draw the next chunk on a background thread while the current one is used,
         so sampling leaves the training loop's critical path. The batches are the
         same either way.
+    uniform_epochs : int
+        Epochs of uniform shuffling before the first walk (or kNN) epoch, as the
+        paper's public code does (``random_epochs``, 10 there): their batches are those
+        of a :class:`~dglbs.UniformBatchSampler` with the same seed, no embeddings are
+        needed during them, and :attr:`refresh_due` first turns true at training step
+        ``uniform_epochs * len(self)``, so the first graph is built from an encoder that
+        has trained that long instead of from its initialisation. ``0`` (default): walk
+        batches from the first step, as the paper describes the method.
     build_lag : int
         ``0``: :meth:`set_embeddings` builds the graph (or search structure) at once.
         ``L > 0`` (``L < t``): it is built on a background thread while training goes
@@ -83,6 +91,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         normalize: bool = True,
         chunk_size: int | None = None,
         epoch_policy: str = "independent",
+        uniform_epochs: int = 0,
         prefetch: bool = True,
         build_lag: int = 0,
         **kwargs: Any,
@@ -98,6 +107,7 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         if epoch_policy not in EPOCH_POLICIES:
             raise ValueError(f"epoch_policy must be one of {EPOCH_POLICIES}, got {epoch_policy!r}")
         self.epoch_policy = epoch_policy
+        self.uniform_epochs = check_int("uniform_epochs", uniform_epochs, low=0)
         if not isinstance(prefetch, bool):
             raise TypeError(f"prefetch must be a bool, got {prefetch!r}")
         self.prefetch = prefetch
@@ -122,7 +132,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return (
             f"{super()._describe()}, refresh_every={self.refresh_every}, "
             f"normalize={self.normalize}, chunk_size={self.chunk_size}, "
-            f"epoch_policy={self.epoch_policy!r}, prefetch={self.prefetch}, build_lag={self.build_lag}"
+            f"epoch_policy={self.epoch_policy!r}, uniform_epochs={self.uniform_epochs}, "
+            f"prefetch={self.prefetch}, build_lag={self.build_lag}"
         )
 
     def config(self) -> dict[str, Any]:
@@ -131,13 +142,22 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
             "normalize": self.normalize,
             "chunk_size": self.chunk_size,
             "epoch_policy": self.epoch_policy,
+            "uniform_epochs": self.uniform_epochs,
             "build_lag": self.build_lag,
         }
 
     @property
     def refresh_due(self) -> bool:
-        """True before the first :meth:`set_embeddings` and every ``t`` steps after."""
+        """True before the first :meth:`set_embeddings` and every ``t`` steps after;
+        never before the ``uniform_epochs`` have been trained (they need no embeddings)."""
+        if self.global_step < self.uniform_epochs * len(self):
+            return False
         return self.refreshed_at is None or self.global_step - self.refreshed_at >= self.refresh_every
+
+    @property
+    def in_uniform_epoch(self) -> bool:
+        """Whether the current epoch is one of the first ``uniform_epochs`` (uniform batches)."""
+        return self.epoch < self.uniform_epochs
 
     def set_embeddings(self, embeddings: torch.Tensor) -> None:
         """Rebuild from embeddings of all instances: at once, or (``build_lag > 0``)
@@ -232,6 +252,9 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         raise NotImplementedError
 
     def _start_epoch(self) -> None:
+        if self.in_uniform_epoch:
+            self._uniform_order = self.shuffled_order()
+            return
         if not self.ready:
             raise RuntimeError(
                 f"{type(self).__name__} has no embeddings yet: call "
@@ -249,6 +272,8 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
         return self._chunk is not None and self._chunk_epoch == self.epoch
 
     def _global_batch(self, position: int) -> torch.Tensor:
+        if self.in_uniform_epoch:
+            return self.slice_of(self._uniform_order, position)
         chunk = self._chunk
         if chunk is None or not self._chunk_start <= position < self._chunk_start + len(chunk):
             chained = self._chunk_live() and position == self._chunk_start + len(chunk)
@@ -412,7 +437,15 @@ class EmbeddingBatchSampler(ContrastiveBatchSampler):
                 raise ValueError(f"state['chunk'][0] must be < {len(self)} batches per epoch, got {start}")
             chunk = (start, check_probability("state['chunk'][1]", chunk[1]), check_int("state['chunk'][2]", chunk[2], low=0))
         parsed["chunk"] = chunk
-        parsed["used"] = self._parse_used(state["used"], chunk, parsed["position"])
+        if parsed["epoch"] < self.uniform_epochs:
+            if chunk is not None or state["used"] is not None:
+                raise ValueError(
+                    f"state['chunk'] and state['used'] must be None in epoch {parsed['epoch']}, one of the "
+                    f"uniform_epochs={self.uniform_epochs}; pass the dict from state_dict()"
+                )
+            parsed["used"] = None
+        else:
+            parsed["used"] = self._parse_used(state["used"], chunk, parsed["position"])
         return parsed
 
     def _parse_used(self, used: object, chunk: tuple[int, float, int] | None, position: int) -> tuple[int, torch.Tensor] | None:

@@ -16,10 +16,7 @@ class UniformBatchSampler(ContrastiveBatchSampler):
     """
 
     def _start_epoch(self) -> None:
-        order = torch.randperm(self.num_instances, generator=self.epoch_generator())
-        padding = -self.num_instances % self.num_replicas
-        self._order = torch.cat([order, order[:padding]])
+        self._order = self.shuffled_order()
 
     def _global_batch(self, position: int) -> torch.Tensor:
-        start = position * self.global_batch_size
-        return self._order[start : start + self.global_batch_size]
+        return self.slice_of(self._order, position)

@@ -123,3 +123,25 @@ def test_bad_diffusion_topk_fails_naming_the_flag(arguments):
 
     with pytest.raises(UsageError, match="--diffusion-topk"):
         main(["--dataset", "MUTAG", *arguments])
+
+
+def test_uniform_epochs_reach_the_embedding_samplers_only():
+    assert make_sampler(Config(uniform_epochs=2), 1000).uniform_epochs == 2
+    assert make_sampler(Config(sampler="knn-cover", uniform_epochs=1), 1000).uniform_epochs == 1
+    assert isinstance(make_sampler(Config(sampler="uniform", uniform_epochs=2), 1000), UniformBatchSampler)
+
+
+def test_a_run_with_a_uniform_warm_up_refreshes_only_after_it(mutag):
+    config = Config(uniform_epochs=1, epochs=2, svm_folds=3, hidden_dim=16, num_layers=2)
+    history = run(config, mutag).history
+    # MUTAG: 188 graphs, 2 batches an epoch; the first graph is built after the warm-up's last step.
+    assert [stats["refreshes"] for stats in history] == [1, 0]
+
+
+@pytest.mark.parametrize("arguments", [["--uniform-epochs", "-1"], ["--uniform-epochs", "3", "--epochs", "3"]])
+def test_bad_uniform_epochs_fail_naming_the_flag(arguments):
+    from dglbs.cli import UsageError
+    from dglbs_examples.graph_tu import main
+
+    with pytest.raises(UsageError, match="--uniform-epochs"):
+        main(["--dataset", "MUTAG", *arguments])

@@ -21,3 +21,11 @@ def test_run_pretrains_and_probes(data, method, sampler, loss):
     # A ratio of timings (sampling over the training step), not bounded by 1 on a loaded machine.
     assert math.isfinite(result.sampler_share) and result.sampler_share >= 0
     assert "fashion-mnist" in summary_table([result])
+
+
+def test_bad_uniform_epochs_fail_naming_the_flag():
+    from dglbs.cli import UsageError
+    from dglbs_examples.vision import main
+
+    with pytest.raises(UsageError, match="--uniform-epochs 1 must be at least 0 and below --epochs 1"):
+        main(["--uniform-epochs", "1"])

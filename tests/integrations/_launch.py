@@ -56,18 +56,19 @@ class RecordingWalkSampler(WalkBatchSampler):
         self.rebuilds.append((self.global_step, embeddings.clone(), self.graph.edges()[1].clone()))
 
 
-def make_sampler(num_replicas: int = 1, rank: int = 0) -> RecordingWalkSampler:
+def make_sampler(num_replicas: int = 1, rank: int = 0, **options) -> RecordingWalkSampler:
     """The tests' walk sampler: one rebuild per epoch (before the first, then after
-    each epoch's last step)."""
+    each epoch's last step); ``options`` go to the sampler."""
     steps_per_epoch = NUM_INSTANCES // (BATCH_SIZE * num_replicas)
     return RecordingWalkSampler(NUM_INSTANCES, BATCH_SIZE, num_candidates=20, num_neighbors=5, restart_prob=0.3,
-                                refresh_every=steps_per_epoch, seed=3, num_replicas=num_replicas, rank=rank)
+                                refresh_every=steps_per_epoch, seed=3, num_replicas=num_replicas, rank=rank,
+                                **options)
 
 
-def replayed_batches(rebuilds, num_replicas: int = 1, rank: int = 0) -> list[list[int]]:
-    """The batches of EPOCHS epochs of a fresh :func:`make_sampler` given the recorded
-    embeddings at the start of each epoch, as training gave them."""
-    sampler = make_sampler(num_replicas, rank)
+def replayed_batches(rebuilds, num_replicas: int = 1, rank: int = 0, **options) -> list[list[int]]:
+    """The batches of EPOCHS epochs of a fresh :func:`make_sampler` (with ``options``)
+    given the recorded embeddings at the start of each epoch, as training gave them."""
+    sampler = make_sampler(num_replicas, rank, **options)
     batches = []
     for epoch in range(EPOCHS):
         for step, embeddings, _ in rebuilds:

@@ -31,8 +31,9 @@ from _launch import (  # noqa: E402
 class ContrastiveLinear(pl.LightningModule):
     """A linear encoder trained with InfoNCE on two noisy views; records its batches."""
 
-    def __init__(self, sampler_replicas: dict[str, int] | None = None) -> None:
+    def __init__(self, sampler_replicas: dict[str, int] | None = None, **sampler_options) -> None:
         super().__init__()
+        self.sampler_options = sampler_options
         self.encoder = initial_encoder()
         self.features = instance_features()
         self.sampler_replicas = sampler_replicas
@@ -41,7 +42,7 @@ class ContrastiveLinear(pl.LightningModule):
 
     def train_dataloader(self) -> DataLoader:
         replicas = self.sampler_replicas or replica_kwargs(self.trainer)
-        self.sampler = make_sampler(**replicas)
+        self.sampler = make_sampler(**replicas, **self.sampler_options)
         return DataLoader(IndexedFeatures(self.features), batch_sampler=self.sampler)
 
     def embed_instances(self, indices: torch.Tensor) -> torch.Tensor:
@@ -107,6 +108,17 @@ def test_one_process_fit_trains_on_fresh_walk_batches_every_epoch():
         assert row["sampler/sampler_share"] == pytest.approx(
             (row["sampler/cost_s"] + row["sampler/cost_g"] * row["sampler/refreshes"] / 20) / row["sampler/cost_t"]
         )
+
+
+def test_uniform_warm_up_epoch_needs_no_rebuild_before_training():
+    callback = SamplerCallback()
+    module = ContrastiveLinear(uniform_epochs=1)
+    lightning_trainer(callback).fit(module)
+    sampler = module.sampler
+    # No embeddings before the warm-up epoch; the first rebuild after its last step.
+    assert [step for step, _, _ in sampler.rebuilds] == [20] and callback.refreshes == 1
+    assert module.seen[:20] == list(UniformBatchSampler(NUM_INSTANCES, BATCH_SIZE, seed=3))
+    assert module.seen == replayed_batches(sampler.rebuilds, uniform_epochs=1)
 
 
 def test_resume_from_a_checkpoint_continues_with_the_same_batches(tmp_path):
