@@ -18,7 +18,7 @@ from pathlib import Path
 
 from paired_from_logs import read_runs
 
-from dglbs_examples.common import format_p, paired_statistics
+from dglbs_examples.common import format_p, pair_by_seed, paired_statistics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -93,9 +93,10 @@ def load(results: Path) -> tuple[dict[tuple, float], dict[tuple, set[str]]]:
 
 def cell(scores: dict[tuple, float], dataset: str, method: str, loss: str, sampler: str) -> tuple[str, float, float]:
     """``"+0.33 ± 0.57 (p 0.27, 5)"`` for ``sampler`` minus uniform, its mean and p; ``"–"`` without runs."""
-    uniform = {key[4]: value for key, value in scores.items() if key[:4] == (dataset, method, loss, "uniform")}
-    pairs = [(value, uniform[key[4]]) for key, value in scores.items()
-             if key[:4] == (dataset, method, loss, sampler) and key[4] in uniform]
+    def by_seed(name: str) -> dict[int, float]:
+        return {key[4]: value for key, value in scores.items() if key[:4] == (dataset, method, loss, name)}
+
+    pairs = pair_by_seed(by_seed(sampler), by_seed("uniform"))
     if not pairs:
         return "–", math.nan, math.nan
     mean, std, p = paired_statistics(pairs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,12 @@ def paired_statistics(pairs: Sequence[tuple[float, float]]) -> tuple[float, floa
     return statistics.fmean(differences), spread, p
 
 
+def pair_by_seed(scores: Mapping[int, float], baseline: Mapping[int, float]) -> list[tuple[float, float]]:
+    """``(score, baseline score)`` of every seed both ran, in the order of ``scores``
+    (seed -> score): the pairs :func:`paired_statistics` takes."""
+    return [(score, baseline[seed]) for seed, score in scores.items() if seed in baseline]
+
+
 def paired_differences(
     results: Iterable[Any], score: Callable[[Any], float], fields: Sequence[str] = CONFIG_FIELDS,
     baseline: str = "uniform",
@@ -127,8 +133,8 @@ def paired_differences(
         reference = groups.get(key[:where] + (baseline,) + key[where + 1:])
         if key[where] == baseline or reference is None:
             continue
-        base = {result.config.seed: score(result) for result in reference}
-        pairs = [(score(result), base[result.config.seed]) for result in group if result.config.seed in base]
+        pairs = pair_by_seed({result.config.seed: score(result) for result in group},
+                             {result.config.seed: score(result) for result in reference})
         if not pairs:
             continue
         mean, std, p = paired_statistics(pairs)

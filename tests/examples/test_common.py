@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from scipy.stats import ttest_rel
 
-from dglbs_examples.common import format_p, paired_differences
+from dglbs_examples.common import format_p, pair_by_seed, paired_differences
 
 
 def run(sampler: str, seed: int, accuracy: float, dataset: str = "X") -> SimpleNamespace:
@@ -42,3 +42,8 @@ def test_paired_differences_without_pairs(results):
 @pytest.mark.parametrize(("p", "text"), [(0.4567, "0.46"), (0.01, "0.01"), (0.0041, "0.004"), (3.2e-05, "3e-05")])
 def test_format_p_never_prints_zero(p, text):
     assert format_p(p) == text
+
+
+def test_pair_by_seed_keeps_the_seeds_both_ran_in_the_first_ones_order():
+    assert pair_by_seed({3: 1.0, 0: 2.0, 7: 5.0}, {0: 1.5, 3: 0.5, 4: 9.0}) == [(1.0, 0.5), (2.0, 1.5)]
+    assert pair_by_seed({1: 1.0}, {}) == []
