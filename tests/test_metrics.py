@@ -3,6 +3,7 @@ import importlib.util
 import json
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -114,6 +115,7 @@ def test_epoch_summary_goes_to_the_dglbs_logger(caplog):
         trainer.fit(2)
     lines = [record.getMessage() for record in caplog.records if record.name == "dglbs.trainer"]
     assert len(lines) == 2 and lines[0].startswith("epoch 0: loss ") and "Cost_S" in lines[0]
+    assert re.search(r"batch cosine -?[01]\.\d{3}", lines[0])
 
 
 def test_progress_bars_show_only_where_asked(capsys):
