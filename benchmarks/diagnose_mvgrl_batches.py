@@ -43,7 +43,7 @@ def main() -> None:
         if hasattr(sampler, "set_embeddings"):
             sampler.set_embeddings(bank)
         if hasattr(sampler, "set_total_steps"):
-            sampler.set_total_steps(config.epochs * (len(ds) // config.batch_size))
+            sampler.set_total_steps(config.epochs * len(sampler))
         sampler.set_epoch(0)
         spreads, similarities = [], []
         for batch in itertools.islice(sampler, BATCHES):

@@ -42,8 +42,8 @@ from dglbs.evaluation.knn_monitor import KNNMonitor
 from dglbs.losses import LOSSES, make_loss
 from dglbs.trainer import Trainer, summarize_history
 from dglbs_examples.common import (
-    COST_HEADER, SAMPLERS, add_common_arguments, check_uniform_epochs, cost_columns, group_by_config, make_sampler, mean_and_spread,
-    paired_differences, run_outputs,
+    COST_HEADER, SAMPLERS, add_common_arguments, check_uniform_epochs, cost_columns, group_by_config, make_sampler,
+    mean_and_spread, paired_differences, run_outputs,
 )
 from dglbs_models.augment_image import mocov3_augmentations, simclr_augmentation
 from dglbs_models.mocov3 import MoCoV3, MoCoV3Loss
