@@ -104,6 +104,27 @@ def test_mvgrl_diffusion_views_are_computed_once_per_dataset(monkeypatch, capsys
     assert "diffusion views:" in out and len(re.findall(r"MUTAG mvgrl infonce \w+ seed \d: accuracy", out)) == 4
 
 
+def test_learning_rate_defaults_to_the_methods_reference_rate():
+    assert Config().lr == 0.01 and Config(method="mvgrl").lr == 0.001
+    assert Config(method="mvgrl", lr=0.01).lr == 0.01
+    with pytest.raises(ValueError, match="method must be one of .* got 'dgi'"):
+        Config(method="dgi")
+
+
+@pytest.mark.parametrize("arguments,lr", [([], 0.001), (["--lr", "0.02"], 0.02)])
+def test_the_learning_rate_reaches_the_optimizer(monkeypatch, arguments, lr):
+    from dglbs_examples import graph_tu
+
+    rates = []
+    monkeypatch.setattr(graph_tu, "run", lambda config, *_: rates.append(config.lr))
+    graph_tu.main(["--dataset", "MUTAG", "--method", "mvgrl", "--sampler", "uniform", "--diffusion-topk", "4",
+                   *arguments])
+    assert rates == [lr]
+    trainer, _, _ = graph_tu.train(Config(method="mvgrl", lr=lr, sampler="uniform", epochs=1, hidden_dim=8,
+                                          num_layers=1, diffusion_topk=4, progress=False))
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == [lr]
+
+
 def test_diffusion_topk_bounds_the_second_view(mutag):
     from dglbs_examples.graph_tu import make_training_set
 
