@@ -28,7 +28,8 @@ leaves the batches alone::
         encoder.train()
         return embeddings
 
-    refresh_from_shards(sampler, embed)           # every process, before training
+    if sampler.refresh_due:                       # every process, before training (not
+        refresh_from_shards(sampler, embed)       # due with uniform_epochs: the warm-up)
     for epoch in range(epochs):
         loader.set_epoch(epoch)                   # reaches the sampler
         for batch in loader:

@@ -24,15 +24,15 @@ from dglbs.losses import InfoNCELoss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _launch import (  # noqa: E402
-    assert_ranks_split_the_replayed_global_batches, DIM, EPOCHS, NUM_INSTANCES, IndexedFeatures, initial_encoder, instance_features, make_sampler, replayed_batches,
-    run_processes,
+    BATCH_SIZE, DIM, EPOCHS, NUM_INSTANCES, IndexedFeatures, assert_ranks_split_the_replayed_global_batches,
+    initial_encoder, instance_features, make_sampler, replayed_batches, run_processes,
 )
 
 
-def train(accelerator: Accelerator) -> dict:
+def train(accelerator: Accelerator, **sampler_options) -> dict:
     """The module docstring's recipe on the synthetic set; returns what it saw."""
     features = instance_features()
-    sampler = make_sampler(**replica_kwargs(accelerator))
+    sampler = make_sampler(**replica_kwargs(accelerator), **sampler_options)
     loader = prepare_loader(accelerator, DataLoader(IndexedFeatures(features), batch_sampler=sampler))
     model = initial_encoder()
     model, optimizer = accelerator.prepare(model, torch.optim.SGD(model.parameters(), lr=0.5))
@@ -46,7 +46,8 @@ def train(accelerator: Accelerator) -> dict:
         return embeddings
 
     seen = []
-    refresh_from_shards(sampler, embed)
+    if sampler.refresh_due:
+        refresh_from_shards(sampler, embed)
     for epoch in range(EPOCHS):
         loader.set_epoch(epoch)
         for indices, x in loader:
@@ -91,6 +92,14 @@ def test_one_process_loop_trains_on_fresh_walk_batches_every_epoch(accelerator):
     assert [step for step, _, _ in result["rebuilds"]] == [0, 20]
     assert torch.allclose(result["rebuilds"][0][1], initial_encoder()(instance_features()))
     assert result["seen"][:20] != result["seen"][20:] and result["epoch"] == 1 and result["weights_changed"]
+
+
+def test_one_process_loop_with_a_uniform_warm_up_builds_the_first_graph_after_it(accelerator):
+    result = train(accelerator, uniform_epochs=1)
+    assert [step for step, _, _ in result["rebuilds"]] == [20]
+    uniform = UniformBatchSampler(NUM_INSTANCES, BATCH_SIZE, seed=3)
+    assert result["seen"][:20] == list(uniform)
+    assert result["seen"] == replayed_batches(result["rebuilds"], uniform_epochs=1)
 
 
 def test_refresh_helpers_in_one_process():

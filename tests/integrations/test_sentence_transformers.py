@@ -156,6 +156,24 @@ def test_trainer_trains_on_the_walk_batches_and_refreshes_the_graph(tiny_bert_di
     assert [event.value for event in events.Scalars("train/sampler/refreshes")] == [2, 1, 1, 4]
 
 
+def test_a_uniform_warm_up_trains_on_uniform_batches_and_builds_the_first_graph_after_it(tiny_bert_dir, tmp_path):
+    sentences = make_sentences(24)
+    train = datasets.Dataset.from_dict({"anchor": sentences, "positive": sentences})
+    sampler = YieldRecordingSampler(24, 4, num_candidates=10, num_neighbors=3, restart_prob=0.7,
+                                    refresh_every=3, seed=1, uniform_epochs=1)
+    callback = SamplerCallback(sampler, train["anchor"], encode_batch_size=8)
+    model = sentence_transformer(tiny_bert_dir)
+    args = training_arguments(tmp_path, per_device_train_batch_size=4,
+                              batch_sampler=BatchSamplerFactory(sampler, train))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train,
+                                         loss=MultipleNegativesRankingLoss(model), callbacks=[callback])
+    trainer.train()
+    # Epoch 0 is the uniform sampler's; the first graph is built after its last step (6), then every 3 steps.
+    assert [batch for batch, _, _ in sampler.yielded[:6]] == list(UniformBatchSampler(24, 4, seed=1))
+    assert [step for step, _, _ in sampler.rebuilds] == [6, 9] and callback.refreshes == 2
+    assert [version for _, version, _ in sampler.yielded] == [0] * 6 + [1, 1, 1, 1, 2, 2]
+
+
 @pytest.mark.parametrize("loader_args, versions", [
     # Two micro-batches a step: the rebuild after step 2 (batch 4) reaches batch 6, the second
     # micro-batch of step 3; batch 5 was drawn ahead with batch 4.
