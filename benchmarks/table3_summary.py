@@ -65,9 +65,17 @@ LOGS = {
     "graph_tu_collab_hcl_3seeds.txt": "",
     "graph_tu_collab_hcl_seeds34.txt": "",
     "graph_tu_reddit_dcl_3seeds_10epochs.txt": "10 epochs",
+    "graph_tu_reddit_dcl_seeds34_10epochs.txt": "10 epochs",
     "graph_tu_reddit_hcl_3seeds_10epochs.txt": "10 epochs",
-    "graph_tu_mvgrl_5seeds.txt": "",
-    "graph_tu_reddit_mvgrl_topk64_5seeds.txt": "diffusion top-64; most kNN and BatchSampler trainings collapsed",
+    "graph_tu_reddit_hcl_seeds34_10epochs.txt": "10 epochs",
+    # MVGRL at its default learning rate, 0.001 (the runs at 0.01 are in the README's MVGRL section).
+    "graph_tu_mvgrl_lr0.001_5seeds.txt": "",
+    "graph_tu_reddit_mvgrl_topk64_lr0.001_seed0.txt": "diffusion top-64",
+    "graph_tu_reddit_mvgrl_topk64_lr0.001_batchsampler_seeds1234.txt": "diffusion top-64",
+    "graph_tu_reddit_mvgrl_topk64_lr0.001_uniform_seeds1234.txt": "diffusion top-64",
+    "graph_tu_reddit_mvgrl_topk64_lr0.001_seeds34.txt": "diffusion top-64",
+    "graph_tu_reddit_mvgrl_topk64_lr0.001_knn_seeds012.txt": "diffusion top-64",
+    "graph_tu_reddit_mvgrl_topk64_lr0.001_knn_seeds34.txt": "diffusion top-64",
 }
 
 

@@ -24,7 +24,7 @@ def test_cells_match_the_readme_tables():
 
 def test_a_run_in_two_logs_is_an_error(tmp_path):
     line = "MUTAG graphcl infonce uniform seed 0: accuracy 80.00 ± 1.00 (1.0 s, sampler 0.01% of the training step)\n"
-    for name in ("graph_tu_graphcl_5seeds_rerun.txt", "graph_tu_mvgrl_5seeds.txt"):
+    for name in ("graph_tu_graphcl_5seeds_rerun.txt", "graph_tu_nci1_5seeds.txt"):
         (tmp_path / name).write_text(line)
     finished = run_script("--results", tmp_path)
     assert finished.returncode == 2 and "MUTAG graphcl infonce uniform 0 is in both" in finished.stderr
