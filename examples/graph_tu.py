@@ -4,11 +4,11 @@ Trains on the whole dataset without labels, then scores frozen embeddings with a
 SVM (GraphCL's protocol: 10-fold CV, inner grid over C). Defaults follow the
 paper: B = 128, M = 500, K = 100, t = 25, alpha decayed 0.2 -> 0.05, 20 epochs,
 GIN with 3 layers of 32, learning rate 0.01 (GraphCL) or 0.001 (MVGRL, its reference
-implementation's: at 0.01 its walk-batch trainings on REDDIT-BINARY collapsed). The proximity graph is rebuilt from the
-embeddings the training steps computed (``--refresh bank``, as the paper's public
-code; one pass over the data fills the bank before training): over 5 paired seeds it
-tied the encode pass (``--refresh encode``) on PROTEINS, IMDB-BINARY and NCI1 at a
-fraction of the cost (see the README).
+implementation's: at 0.01 its walk-batch trainings on REDDIT-BINARY collapsed). The
+proximity graph is rebuilt from the embeddings the training steps computed
+(``--refresh bank``, as the paper's public code; one pass over the data fills the bank
+before training): over 5 paired seeds it tied the encode pass (``--refresh encode``) on
+PROTEINS, IMDB-BINARY and NCI1 at a fraction of the cost (see the README).
 
     dglbs-graph --dataset MUTAG --sampler uniform batchsampler --seeds 0 1 2
     dglbs-graph --dataset IMDB-BINARY --method mvgrl --loss dcl
