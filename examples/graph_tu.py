@@ -49,10 +49,10 @@ from dglbs_models.mvgrl import MVGRL, WithDiffusion
 with extra_imports("graph", __name__):
     from dglbs.evaluation.svm import summarize, svm_cross_val
 
-METHODS = ("graphcl", "mvgrl")
-
 LEARNING_RATES = {"graphcl": 0.01, "mvgrl": 0.001}
 """Each method's default learning rate, its reference implementation's."""
+
+METHODS = tuple(LEARNING_RATES)
 
 PAPER_DATASETS = ("IMDB-BINARY", "IMDB-MULTI", "COLLAB", "REDDIT-BINARY", "PROTEINS", "MUTAG", "NCI1")
 """Table 3 of the paper; any other TU dataset runs with the same defaults."""
@@ -95,9 +95,14 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.lr is None:
-            if self.method not in LEARNING_RATES:
-                raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-            self.lr = LEARNING_RATES[self.method]
+            self.lr = LEARNING_RATES[check_method(self.method)]
+
+
+def check_method(method: str) -> str:
+    """``method`` if it is one of ``METHODS``; raises ValueError naming it otherwise."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
 
 
 @dataclass
@@ -116,15 +121,14 @@ class Result:
 
 
 def make_method(config: Config, feat_dim: int):
+    check_method(config.method)
     torch.manual_seed(config.seed)
     if config.method == "graphcl":
         encoder = GIN(feat_dim, config.hidden_dim, config.num_layers)
         # One augmentation stream per process (under torchrun), each augmenting its own slice.
         _, rank = world_size_and_rank()
         return GraphCL(encoder, augmentations=config.augmentations, seed=config.seed + rank)
-    if config.method == "mvgrl":
-        return MVGRL(feat_dim, config.hidden_dim, config.num_layers)
-    raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
+    return MVGRL(feat_dim, config.hidden_dim, config.num_layers)
 
 
 def load_dataset(config: Config) -> TUDataset:
